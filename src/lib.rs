@@ -1,0 +1,9 @@
+//! # acorn — a toolkit for the Acorn text protocol (`ACORN/1.0`)
+//!
+//! Layers, bottom to top (data flows one way, nothing below knows what is above):
+//! - [`wire`]: the PDU model, a zero-copy nom parser, typed headers, a safe encoder.
+#![forbid(unsafe_code)]
+
+pub mod wire;
+
+pub use wire::{parse_datagram, ParseError, ParseOptions, Pdu, PduBuilder, PduRef};

@@ -1,0 +1,732 @@
+//! The grammar rules of `grammar/acorn.abnf`, one nom function per rule.
+//!
+//! Every function here works on a complete slice (a line without its line
+//! end, or a header value) and says in its doc comment which ABNF rule it
+//! implements. Errors are [`Fail`]: a kind, what was expected, and how much
+//! input was left where it failed, so the caller can turn it into an
+//! absolute offset without anything being allocated.
+
+use super::error::{ErrorKind, ParseError};
+use nom::bytes::complete::{tag, tag_no_case, take_while, take_while1};
+
+/// A rule's failure before it is placed in the whole input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fail {
+    pub kind: ErrorKind,
+    pub expected: &'static str,
+    /// Bytes of the rule's input left at the failure point.
+    pub rest: usize,
+}
+
+impl Fail {
+    pub(crate) fn at(rest: &[u8], kind: ErrorKind, expected: &'static str) -> Self {
+        Fail {
+            kind,
+            expected,
+            rest: rest.len(),
+        }
+    }
+
+    /// Turn into a [`ParseError`] for a rule that was given `input`, which
+    /// starts at absolute offset `base`. A failure that stopped on a CR is
+    /// reported as [`ErrorKind::BareCr`], whatever rule was running.
+    pub(crate) fn locate(self, input: &[u8], base: usize) -> ParseError {
+        let local = input.len().saturating_sub(self.rest);
+        if input.get(local) == Some(&b'\r') {
+            return ParseError::new(ErrorKind::BareCr, base + local, "CRLF line end");
+        }
+        ParseError::new(self.kind, base + local, self.expected)
+    }
+}
+
+impl<'a> nom::error::ParseError<&'a [u8]> for Fail {
+    fn from_error_kind(input: &'a [u8], _kind: nom::error::ErrorKind) -> Self {
+        Fail::at(input, ErrorKind::StartLine, "")
+    }
+    fn append(_input: &'a [u8], _kind: nom::error::ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+pub(crate) type R<'a, O> = nom::IResult<&'a [u8], O, Fail>;
+
+/// Run `p`; on failure keep its position but name the rule that failed.
+fn named<'a, O>(
+    kind: ErrorKind,
+    expected: &'static str,
+    mut p: impl FnMut(&'a [u8]) -> R<'a, O>,
+) -> impl FnMut(&'a [u8]) -> R<'a, O> {
+    move |i| {
+        p(i).map_err(|e| {
+            e.map(|f| Fail {
+                kind,
+                expected,
+                ..f
+            })
+        })
+    }
+}
+
+pub(crate) fn fail<'a, O>(rest: &'a [u8], kind: ErrorKind, expected: &'static str) -> R<'a, O> {
+    Err(nom::Err::Error(Fail::at(rest, kind, expected)))
+}
+
+/// Require that a rule consumed the whole slice.
+pub(crate) fn finish<'a, O>(
+    r: R<'a, O>,
+    kind: ErrorKind,
+    expected: &'static str,
+) -> Result<O, Fail> {
+    match r {
+        Ok(([], o)) => Ok(o),
+        Ok((rest, _)) => Err(Fail::at(rest, kind, expected)),
+        Err(nom::Err::Error(f) | nom::Err::Failure(f)) => Err(f),
+        Err(nom::Err::Incomplete(_)) => Err(Fail {
+            kind,
+            expected,
+            rest: 0,
+        }),
+    }
+}
+
+// ---------------------------------------------------------------- classes
+
+#[inline]
+pub(crate) fn is_alpha(b: u8) -> bool {
+    b.is_ascii_alphabetic()
+}
+#[inline]
+pub(crate) fn is_digit(b: u8) -> bool {
+    b.is_ascii_digit()
+}
+/// `method-char = ALPHA / DIGIT / "." / "_" / "-"`
+#[inline]
+pub(crate) fn is_method_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-'
+}
+/// `name-char = ALPHA / DIGIT / "-" / "_"`
+#[inline]
+pub(crate) fn is_name_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+/// `literal-char = %x21 / %x23-7E / UTF8-high` (visible, not DQUOTE)
+#[inline]
+pub(crate) fn is_literal_char(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b) && b != b'"' || b >= 0x80
+}
+/// `qdtext = HTAB / SP / %x01-08 / %x0B-0C / %x0E-21 / %x23-5B / %x5D-FF`
+/// (anything but NUL, CR, LF, DQUOTE and backslash)
+#[inline]
+pub(crate) fn is_qdtext(b: u8) -> bool {
+    !matches!(b, 0 | b'\r' | b'\n' | b'"' | b'\\')
+}
+/// `value-char = %x01-09 / %x0B-0C / %x0E-FF` (anything but NUL, CR, LF)
+#[inline]
+pub(crate) fn is_value_char(b: u8) -> bool {
+    !matches!(b, 0 | b'\r' | b'\n')
+}
+/// `reason-char = HTAB / SP / VCHAR / obs-text`
+#[inline]
+pub(crate) fn is_reason_char(b: u8) -> bool {
+    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+}
+/// `OWS = *( SP / HTAB )`
+#[inline]
+pub(crate) fn is_ows(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+/// `token-char = VCHAR / obs-text` (an opaque token has no space or control)
+#[inline]
+pub(crate) fn is_token_char(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b) || b >= 0x80
+}
+
+// ------------------------------------------------------------ start line
+
+/// ABNF `method = method-start *method-char` where `method-start` excludes `-`.
+pub(crate) fn method(i: &[u8]) -> R<'_, &[u8]> {
+    match i.first() {
+        Some(&b) if is_method_char(b) && b != b'-' => {}
+        _ => return fail(i, ErrorKind::Method, "method token"),
+    }
+    named(
+        ErrorKind::Method,
+        "method token",
+        take_while1(is_method_char),
+    )(i)
+}
+
+/// ABNF `version = "ACORN" "/" 1*DIGIT 1*3( "." 1*DIGIT )` (name case-insensitive).
+pub(crate) fn version(i: &[u8]) -> R<'_, &[u8]> {
+    let start = i;
+    let (i, _) = named(ErrorKind::Version, "\"ACORN/\"", tag_no_case("ACORN/"))(i)?;
+    let (mut i, _) = named(ErrorKind::Version, "version digits", take_while1(is_digit))(i)?;
+    let mut groups = 1;
+    while groups < 4 && i.first() == Some(&b'.') {
+        let (r, _) = named(ErrorKind::Version, "version digits", take_while1(is_digit))(&i[1..])?;
+        i = r;
+        groups += 1;
+    }
+    if groups < 2 {
+        return fail(i, ErrorKind::Version, "\".\" and a minor version");
+    }
+    Ok((i, &start[..start.len() - i.len()]))
+}
+
+/// ABNF `quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE` with
+/// `quoted-pair = "\" ( "r" / "n" / DQUOTE / "\" )`. Returns the whole
+/// string with its quotes.
+pub(crate) fn quoted_string(i: &[u8]) -> R<'_, &[u8]> {
+    let start = i;
+    let (mut i, _) = named(ErrorKind::QuotedString, "DQUOTE", tag("\""))(i)?;
+    loop {
+        let (r, _) = take_while(is_qdtext)(i)?;
+        match r.first() {
+            Some(b'"') => {
+                let rest = &r[1..];
+                return Ok((rest, &start[..start.len() - rest.len()]));
+            }
+            Some(b'\\') => match r.get(1) {
+                Some(b'r' | b'n' | b'"' | b'\\') => i = &r[2..],
+                _ => {
+                    return fail(
+                        &r[1..],
+                        ErrorKind::QuotedString,
+                        "escape \\r, \\n, \\\" or \\\\",
+                    )
+                }
+            },
+            Some(b'\r') => return fail(r, ErrorKind::BareCr, "closing DQUOTE"),
+            Some(_) => return fail(r, ErrorKind::QuotedString, "quoted text or closing DQUOTE"),
+            None => return fail(r, ErrorKind::QuotedString, "closing DQUOTE"),
+        }
+    }
+}
+
+/// ABNF `target = quoted-string / literal-target`, `literal-target = 1*literal-char`.
+/// Returns the target as on the wire and whether it is quoted; the target
+/// must be UTF-8.
+pub(crate) fn target(i: &[u8]) -> R<'_, (&[u8], bool)> {
+    let (rest, raw, quoted) = if i.first() == Some(&b'"') {
+        let (rest, raw) = quoted_string(i)?;
+        (rest, raw, true)
+    } else {
+        let (rest, raw) = named(
+            ErrorKind::Target,
+            "request target",
+            take_while1(is_literal_char),
+        )(i)?;
+        (rest, raw, false)
+    };
+    if std::str::from_utf8(raw).is_err() {
+        return fail(i, ErrorKind::Target, "UTF-8 target");
+    }
+    Ok((rest, (raw, quoted)))
+}
+
+/// ABNF `SP` between start-line parts: exactly one space.
+fn single_sp<'a>(i: &'a [u8], expected: &'static str) -> R<'a, ()> {
+    match i {
+        [b' ', b' ', ..] => fail(
+            &i[1..],
+            ErrorKind::StartLine,
+            "exactly one SP between parts",
+        ),
+        [b' ', rest @ ..] => Ok((rest, ())),
+        _ => fail(i, ErrorKind::StartLine, expected),
+    }
+}
+
+/// Method, (target, quoted), version.
+pub(crate) type RequestParts<'a> = (&'a [u8], (&'a [u8], bool), &'a [u8]);
+
+/// ABNF `request-line = method SP target SP version`.
+pub(crate) fn request_line(i: &[u8]) -> R<'_, RequestParts<'_>> {
+    let (i, m) = method(i)?;
+    let (i, _) = single_sp(i, "single SP after method")?;
+    let (i, t) = target(i)?;
+    let (i, _) = single_sp(i, "single SP after target")?;
+    let (i, v) = version(i)?;
+    if !i.is_empty() {
+        return fail(i, ErrorKind::StartLine, "end of line after version");
+    }
+    Ok((i, (m, t, v)))
+}
+
+/// ABNF `status = 3DIGIT` (exactly three).
+pub(crate) fn status(i: &[u8]) -> R<'_, &[u8]> {
+    if i.len() >= 3 && i[..3].iter().all(|b| b.is_ascii_digit()) {
+        if i.get(3).is_some_and(|b| b.is_ascii_digit()) {
+            return fail(&i[3..], ErrorKind::Status, "exactly three digits");
+        }
+        Ok((&i[3..], &i[..3]))
+    } else {
+        let digits = i.iter().take_while(|b| b.is_ascii_digit()).count();
+        fail(&i[digits..], ErrorKind::Status, "three-digit status")
+    }
+}
+
+/// ABNF `reply-line = version SP status [ SP reason ]`, `reason = *reason-char`.
+pub(crate) fn reply_line(i: &[u8]) -> R<'_, (&[u8], &[u8], &[u8])> {
+    let (i, v) = version(i)?;
+    let (i, _) = single_sp(i, "single SP after version")?;
+    let (i, s) = status(i)?;
+    if i.is_empty() {
+        return Ok((i, (v, s, i)));
+    }
+    let (i, _) = named(ErrorKind::StartLine, "SP before reason text", tag(" "))(i)?;
+    let (rest, text) = take_while(is_reason_char)(i)?;
+    if !rest.is_empty() {
+        return fail(
+            rest,
+            ErrorKind::StatusText,
+            "reason text (no control characters)",
+        );
+    }
+    Ok((rest, (v, s, text)))
+}
+
+/// True when a start line is a reply: it begins with the version name.
+/// This is how `start-line = request-line / reply-line` is dispatched
+/// without backtracking (a method cannot contain `/`).
+#[inline]
+pub(crate) fn is_reply_line(line: &[u8]) -> bool {
+    line.len() >= 6 && line[..6].eq_ignore_ascii_case(b"ACORN/")
+}
+
+// ---------------------------------------------------------- header lines
+
+/// ABNF `header-name = ALPHA *name-char`.
+pub(crate) fn header_name(i: &[u8]) -> R<'_, &[u8]> {
+    match i.first() {
+        Some(&b) if is_alpha(b) => {}
+        Some(b':') => return fail(i, ErrorKind::HeaderName, "non-empty header name"),
+        _ => {
+            return fail(
+                i,
+                ErrorKind::HeaderName,
+                "header name starting with a letter",
+            )
+        }
+    }
+    take_while1(is_name_char)(i)
+}
+
+/// ABNF `header-line = header-name ":" OWS field-value OWS`,
+/// `field-value = quoted-string / raw-value`,
+/// `raw-value = [ raw-start *value-char ]` where `raw-start` is a
+/// `value-char` other than DQUOTE, SP and HTAB. Returns name and value
+/// (without the surrounding OWS; a quoted value keeps its quotes).
+pub(crate) fn header_line(i: &[u8]) -> R<'_, (&[u8], &[u8])> {
+    let (i, name) = header_name(i)?;
+    match i.first() {
+        Some(b':') => {}
+        Some(&b) if is_ows(b) => {
+            return fail(i, ErrorKind::HeaderName, "\":\" right after the name")
+        }
+        Some(&b) if !is_name_char(b) && b != b'\r' => {
+            return fail(i, ErrorKind::HeaderName, "header name character or \":\"")
+        }
+        _ => return fail(i, ErrorKind::MissingColon, "\":\" after header name"),
+    }
+    let i = &i[1..];
+    let (i, _) = take_while(is_ows)(i)?;
+    if i.first() == Some(&b'"') {
+        let (rest, v) = quoted_string(i)?;
+        let (rest, _) = take_while(is_ows)(rest)?;
+        if !rest.is_empty() {
+            return fail(
+                rest,
+                ErrorKind::HeaderValue,
+                "end of line after quoted value",
+            );
+        }
+        return Ok((rest, (name, v)));
+    }
+    let (rest, v) = take_while(is_value_char)(i)?;
+    if !rest.is_empty() {
+        return fail(rest, ErrorKind::HeaderValue, "header value byte (not NUL)");
+    }
+    let trimmed = v.len() - v.iter().rev().take_while(|&&b| is_ows(b)).count();
+    Ok((rest, (name, &v[..trimmed])))
+}
+
+/// Undo the escapes of a `quoted-string` (with its quotes). Borrowed when
+/// nothing was escaped.
+pub(crate) fn unquote(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let inner = &raw[1..raw.len() - 1];
+    if !inner.contains(&b'\\') {
+        return std::borrow::Cow::Borrowed(inner);
+    }
+    let mut out = Vec::with_capacity(inner.len());
+    let mut it = inner.iter();
+    while let Some(&b) = it.next() {
+        if b == b'\\' {
+            match it.next() {
+                Some(b'r') => out.push(b'\r'),
+                Some(b'n') => out.push(b'\n'),
+                Some(&o) => out.push(o),
+                None => {}
+            }
+        } else {
+            out.push(b);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+// ---------------------------------------------------------- typed values
+
+/// ABNF `dec-u64 = 1*DIGIT` whose value fits in 64 bits.
+pub(crate) fn dec_u64(i: &[u8]) -> R<'_, u64> {
+    let (rest, digits) = named(
+        ErrorKind::StartLine,
+        "decimal digits",
+        take_while1(is_digit),
+    )(i)?;
+    let mut n: u64 = 0;
+    for &d in digits {
+        n = match n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(d - b'0')))
+        {
+            Some(n) => n,
+            None => return fail(i, ErrorKind::StartLine, "a number that fits in 64 bits"),
+        };
+    }
+    Ok((rest, n))
+}
+
+/// ABNF `seq-item = dec-u64 [ ".." dec-u64 ]` (first ≤ last).
+pub(crate) fn seq_item(i: &[u8]) -> R<'_, (u64, u64)> {
+    let (r, a) = dec_u64(i)?;
+    if r.starts_with(b"..") {
+        let (r2, b) = dec_u64(&r[2..])?;
+        if b < a {
+            return fail(i, ErrorKind::StartLine, "a range X..Y with X <= Y");
+        }
+        Ok((r2, (a, b)))
+    } else {
+        Ok((r, (a, a)))
+    }
+}
+
+/// ABNF `seq-list = seq-item *( OWS "," OWS seq-item )`. Calls `each` for
+/// every item; stops with an error once more than `max_items` were seen
+/// (`count` carries the running total across repeated headers).
+pub(crate) fn seq_list(
+    i: &[u8],
+    count: &mut usize,
+    max_items: usize,
+    mut each: impl FnMut((u64, u64)),
+) -> Result<(), (Fail, bool)> {
+    let mut i = i;
+    loop {
+        if *count >= max_items {
+            return Err((
+                Fail::at(i, ErrorKind::StartLine, "fewer seq-list items"),
+                true,
+            ));
+        }
+        let (r, item) = seq_item(i).map_err(|e| (unwrap_fail(e), false))?;
+        *count += 1;
+        each(item);
+        let (r, _) = take_while::<_, _, Fail>(is_ows)(r).map_err(|e| (unwrap_fail(e), false))?;
+        if r.is_empty() {
+            return Ok(());
+        }
+        if r[0] != b',' {
+            return Err((
+                Fail::at(r, ErrorKind::StartLine, "\",\" or end of list"),
+                false,
+            ));
+        }
+        let (r, _) =
+            take_while::<_, _, Fail>(is_ows)(&r[1..]).map_err(|e| (unwrap_fail(e), false))?;
+        i = r;
+    }
+}
+
+pub(crate) fn unwrap_fail(e: nom::Err<Fail>) -> Fail {
+    match e {
+        nom::Err::Error(f) | nom::Err::Failure(f) => f,
+        nom::Err::Incomplete(_) => Fail {
+            kind: ErrorKind::StartLine,
+            expected: "more input",
+            rest: 0,
+        },
+    }
+}
+
+/// ABNF `token = 1*token-char` (opaque ids: TX-ID, Message-ID, Session-ID…).
+pub(crate) fn token(i: &[u8]) -> R<'_, &[u8]> {
+    named(
+        ErrorKind::StartLine,
+        "token (visible characters)",
+        take_while1(is_token_char),
+    )(i)
+}
+
+/// ABNF `session-mode = "ordered" / "unordered"` (case-sensitive).
+pub(crate) fn session_mode(i: &[u8]) -> R<'_, bool> {
+    if let Ok((r, _)) = tag::<_, _, Fail>("unordered")(i) {
+        return Ok((r, false));
+    }
+    let (r, _) = named(
+        ErrorKind::StartLine,
+        "\"ordered\" or \"unordered\"",
+        tag("ordered"),
+    )(i)?;
+    Ok((r, true))
+}
+
+/// ABNF `fraction-pair = pos-u64 "/" pos-u64` (used by Attempt and Segment);
+/// both numbers at least 1 and the first not above the second.
+pub(crate) fn fraction_pair(i: &[u8]) -> R<'_, (u64, u64)> {
+    let (r, a) = dec_u64(i)?;
+    let (r, _) = named(ErrorKind::StartLine, "\"/\"", tag("/"))(r)?;
+    let (r, b) = dec_u64(r)?;
+    if a == 0 || b == 0 || a > b {
+        return fail(i, ErrorKind::StartLine, "I/N with 1 <= I <= N");
+    }
+    Ok((r, (a, b)))
+}
+
+/// ABNF `node = 1*( ALPHA / DIGIT / "-" / "_" / "." )`.
+fn is_node_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'
+}
+/// ABNF `reg-name = 1*( ALPHA / DIGIT / "-" / "." )` (also covers IPv4).
+fn is_host_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
+}
+
+/// Node, host (without brackets), port, host is IPv6.
+pub(crate) type IdentityParts<'a> = (Option<&'a [u8]>, &'a [u8], u16, bool);
+
+/// ABNF `identity = [ node "@" ] host ":" port`,
+/// `host = "[" IPv6address "]" / reg-name`, `port = 1*5DIGIT` (≤ 65535).
+/// Returns (node, host without brackets, port, host is IPv6).
+pub(crate) fn identity(i: &[u8]) -> R<'_, IdentityParts<'_>> {
+    let at = i.iter().position(|&b| b == b'@');
+    let (i, node) = match at {
+        Some(p) => {
+            let node = &i[..p];
+            if node.is_empty() || !node.iter().all(|&b| is_node_char(b)) {
+                return fail(i, ErrorKind::StartLine, "node name before \"@\"");
+            }
+            (&i[p + 1..], Some(node))
+        }
+        None => (i, None),
+    };
+    let (i, host, v6) = if i.first() == Some(&b'[') {
+        let close = match i.iter().position(|&b| b == b']') {
+            Some(c) => c,
+            None => return fail(i, ErrorKind::StartLine, "\"]\" closing an IPv6 address"),
+        };
+        let inner = &i[1..close];
+        let ok = std::str::from_utf8(inner)
+            .ok()
+            .and_then(|s| s.parse::<std::net::Ipv6Addr>().ok())
+            .is_some();
+        if !ok {
+            return fail(&i[1..], ErrorKind::StartLine, "IPv6 address in brackets");
+        }
+        (&i[close + 1..], inner, true)
+    } else {
+        let (r, h) = named(
+            ErrorKind::StartLine,
+            "host name or address",
+            take_while1(is_host_char),
+        )(i)?;
+        (r, h, false)
+    };
+    let (i, _) = named(ErrorKind::StartLine, "\":\" and a port", tag(":"))(i)?;
+    let (r, digits) = named(ErrorKind::StartLine, "port number", take_while1(is_digit))(i)?;
+    let port = if digits.len() <= 5 {
+        digits
+            .iter()
+            .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
+    } else {
+        u32::MAX
+    };
+    if port > 65535 {
+        return fail(i, ErrorKind::StartLine, "port 0..65535");
+    }
+    Ok((r, (node, host, port as u16, v6)))
+}
+
+/// ABNF `date-time = full-date "T" partial-time time-offset` (RFC 3339 §5.6),
+/// returned as Unix seconds (fractions truncated). Validates day of month
+/// (leap years), hour ≤ 23, minute ≤ 59, second ≤ 60.
+pub(crate) fn date_time(i: &[u8]) -> R<'_, i64> {
+    fn digits(i: &[u8], n: usize) -> R<'_, u32> {
+        if i.len() >= n && i[..n].iter().all(u8::is_ascii_digit) {
+            let v = i[..n]
+                .iter()
+                .fold(0u32, |a, &d| a * 10 + u32::from(d - b'0'));
+            Ok((&i[n..], v))
+        } else {
+            fail(i, ErrorKind::StartLine, "RFC 3339 date-time")
+        }
+    }
+    fn sep(i: &[u8], c: u8) -> R<'_, ()> {
+        match i.first() {
+            Some(&b) if b == c || (c == b'T' && b == b't') => Ok((&i[1..], ())),
+            _ => fail(i, ErrorKind::StartLine, "RFC 3339 date-time"),
+        }
+    }
+    let start = i;
+    let (i, year) = digits(i, 4)?;
+    let (i, _) = sep(i, b'-')?;
+    let (i, month) = digits(i, 2)?;
+    let (i, _) = sep(i, b'-')?;
+    let (i, day) = digits(i, 2)?;
+    let (i, _) = sep(i, b'T')?;
+    let (i, hour) = digits(i, 2)?;
+    let (i, _) = sep(i, b':')?;
+    let (i, minute) = digits(i, 2)?;
+    let (i, _) = sep(i, b':')?;
+    let (mut i, second) = digits(i, 2)?;
+    if i.first() == Some(&b'.') {
+        let (r, _) = named(
+            ErrorKind::StartLine,
+            "fraction digits",
+            take_while1(is_digit),
+        )(&i[1..])?;
+        i = r;
+    }
+    let (i, offset_secs) = match i.first() {
+        Some(b'Z' | b'z') => (&i[1..], 0i64),
+        Some(&s @ (b'+' | b'-')) => {
+            let (r, oh) = digits(&i[1..], 2)?;
+            let (r, _) = sep(r, b':')?;
+            let (r, om) = digits(r, 2)?;
+            if oh > 23 || om > 59 {
+                return fail(i, ErrorKind::StartLine, "offset hours <= 23, minutes <= 59");
+            }
+            let off = i64::from(oh * 3600 + om * 60);
+            (r, if s == b'+' { off } else { -off })
+        }
+        _ => return fail(i, ErrorKind::StartLine, "\"Z\" or a +HH:MM offset"),
+    };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > month_days[(month - 1) as usize]
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return fail(start, ErrorKind::StartLine, "a real calendar date and time");
+    }
+    let days = days_from_civil(i64::from(year), month, day);
+    let secs = days * 86400 + i64::from(hour * 3600 + minute * 60 + second) - offset_secs;
+    Ok((i, secs))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// ABNF `duration = 1*DIGIT [ "." 1*3DIGIT ]` (seconds, millisecond precision),
+/// returned in milliseconds.
+pub(crate) fn duration_ms(i: &[u8]) -> R<'_, u64> {
+    let (r, secs) = dec_u64(i)?;
+    let (r, frac) = if r.first() == Some(&b'.') {
+        let (r2, f) = named(
+            ErrorKind::StartLine,
+            "1 to 3 fraction digits",
+            take_while1(is_digit),
+        )(&r[1..])?;
+        if f.len() > 3 {
+            return fail(&r[1..], ErrorKind::StartLine, "at most 3 fraction digits");
+        }
+        let mut ms = f.iter().fold(0u64, |a, &d| a * 10 + u64::from(d - b'0'));
+        for _ in f.len()..3 {
+            ms *= 10;
+        }
+        (r2, ms)
+    } else {
+        (r, 0)
+    };
+    match secs.checked_mul(1000).and_then(|s| s.checked_add(frac)) {
+        Some(ms) => Ok((r, ms)),
+        None => fail(
+            i,
+            ErrorKind::StartLine,
+            "a duration that fits in 64-bit milliseconds",
+        ),
+    }
+}
+
+/// ABNF `base64 = 1*( ALPHA / DIGIT / "+" / "/" ) *2"="` (RFC 4648 §4, padded).
+pub(crate) fn base64_digest(i: &[u8]) -> Result<Vec<u8>, Fail> {
+    use base64::Engine as _;
+    if i.is_empty() {
+        return Err(Fail::at(i, ErrorKind::StartLine, "base64 digest"));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(i)
+        .map_err(|_| Fail::at(i, ErrorKind::StartLine, "padded base64 digest"))
+}
+
+/// ABNF `media-type = token-tchar "/" token-tchar *( OWS ";" OWS parameter )`,
+/// `parameter = token-tchar "=" ( token-tchar / quoted-string )`.
+pub(crate) fn media_type(i: &[u8]) -> R<'_, (&[u8], &[u8])> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let (r, ty) = named(ErrorKind::StartLine, "media type", take_while1(tchar))(i)?;
+    let (r, _) = named(ErrorKind::StartLine, "\"/\" in media type", tag("/"))(r)?;
+    let (mut r, sub) = named(ErrorKind::StartLine, "media subtype", take_while1(tchar))(r)?;
+    loop {
+        let (r1, _) = take_while(is_ows)(r)?;
+        if r1.is_empty() {
+            return Ok((r1, (ty, sub)));
+        }
+        let (r1, _) = named(ErrorKind::StartLine, "\";\" before a parameter", tag(";"))(r1)?;
+        let (r1, _) = take_while(is_ows)(r1)?;
+        let (r1, _) = named(ErrorKind::StartLine, "parameter name", take_while1(tchar))(r1)?;
+        let (r1, _) = named(ErrorKind::StartLine, "\"=\" in parameter", tag("="))(r1)?;
+        r = if r1.first() == Some(&b'"') {
+            quoted_string(r1)?.0
+        } else {
+            named(ErrorKind::StartLine, "parameter value", take_while1(tchar))(r1)?.0
+        };
+    }
+}
+
+/// ABNF `coding-list = coding *( OWS "," OWS coding )`, `coding = 1*tchar`.
+pub(crate) fn coding_list(i: &[u8]) -> R<'_, ()> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let (mut r, _) = named(ErrorKind::StartLine, "content coding", take_while1(tchar))(i)?;
+    loop {
+        let (r1, _) = take_while(is_ows)(r)?;
+        if r1.is_empty() {
+            return Ok((r1, ()));
+        }
+        let (r1, _) = named(ErrorKind::StartLine, "\",\" between codings", tag(","))(r1)?;
+        let (r1, _) = take_while(is_ows)(r1)?;
+        r = named(ErrorKind::StartLine, "content coding", take_while1(tchar))(r1)?.0;
+    }
+}

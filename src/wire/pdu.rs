@@ -1,0 +1,310 @@
+//! The parsed PDU: offsets into one buffer, never a copy of it.
+//!
+//! A [`PduView`] is the buffer plus a [`Layout`] of spans. With a borrowed
+//! buffer it is a [`PduRef`] (for callers that hold the bytes); with a
+//! [`bytes::Bytes`] it is a [`Pdu`] that owns a reference-counted slice and
+//! can move across tasks. Accessors slice the buffer on demand.
+
+use super::grammar::unquote;
+use bytes::Bytes;
+use smallvec::SmallVec;
+use std::borrow::Cow;
+
+/// A half-open byte range in the PDU's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    #[inline]
+    pub(crate) fn new(start: usize, end: usize) -> Self {
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+    #[inline]
+    pub(crate) fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// Where the parts of the start line are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StartSpans {
+    Request {
+        method: Span,
+        target: Span,
+        quoted: bool,
+        version: Span,
+    },
+    Reply {
+        version: Span,
+        status: u16,
+        text: Span,
+    },
+}
+
+/// Where one header's name and (OWS-trimmed) value are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeaderSpan {
+    pub name: Span,
+    pub value: Span,
+}
+
+/// Headers held inline before spilling to the heap: the common PDU has
+/// fewer than a dozen.
+pub(crate) const INLINE_HEADERS: usize = 12;
+
+/// The shape of a parsed PDU: spans of its parts in the buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub(crate) start: StartSpans,
+    pub(crate) headers: SmallVec<[HeaderSpan; INLINE_HEADERS]>,
+    pub(crate) head_len: u32,
+    pub(crate) body: Span,
+    pub(crate) content_length: Option<u64>,
+}
+
+impl Layout {
+    /// Bytes from the start of the PDU through the empty line.
+    pub fn head_len(&self) -> usize {
+        self.head_len as usize
+    }
+
+    /// The validated `Content-Length`, if the PDU carried one.
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+}
+
+/// Request or reply, as told by the first bytes of the start line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PduKind {
+    Request,
+    Reply,
+}
+
+/// A parsed PDU over any byte container. See [`PduRef`] and [`Pdu`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PduView<B> {
+    pub(crate) buf: B,
+    pub(crate) layout: Layout,
+}
+
+/// A PDU borrowed from the caller's buffer.
+pub type PduRef<'a> = PduView<&'a [u8]>;
+
+/// A PDU that owns (a reference-counted slice of) its bytes.
+pub type Pdu = PduView<Bytes>;
+
+/// One header as it stands on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderRef<'a> {
+    /// The name with its wire case.
+    pub name: &'a str,
+    /// The value without surrounding whitespace; a quoted value keeps its
+    /// quotes and escapes (see [`HeaderRef::text`]).
+    pub value: &'a [u8],
+    /// Offset of the value in the PDU's buffer (for error positions).
+    pub value_offset: usize,
+}
+
+impl<'a> HeaderRef<'a> {
+    /// The value with a quoted string unescaped (borrowed when nothing was escaped).
+    pub fn text(&self) -> Cow<'a, [u8]> {
+        if self.value.len() >= 2 && self.value[0] == b'"' {
+            unquote(self.value)
+        } else {
+            Cow::Borrowed(self.value)
+        }
+    }
+
+    /// Whether this header's name equals `name`, ignoring ASCII case.
+    #[inline]
+    pub fn is(&self, name: &str) -> bool {
+        self.name.len() == name.len() && self.name.as_bytes().eq_ignore_ascii_case(name.as_bytes())
+    }
+}
+
+fn ascii(bytes: &[u8]) -> &str {
+    // The grammar only admits ASCII (or validated UTF-8) in the parts read
+    // through this function, so the fallback is never taken on parsed input.
+    std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+impl<B: AsRef<[u8]>> PduView<B> {
+    #[inline]
+    fn slice(&self, span: Span) -> &[u8] {
+        &self.buf.as_ref()[span.range()]
+    }
+
+    /// The whole PDU as received.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.as_ref()
+    }
+
+    /// The spans of this PDU.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Request or reply.
+    pub fn kind(&self) -> PduKind {
+        match self.layout.start {
+            StartSpans::Request { .. } => PduKind::Request,
+            StartSpans::Reply { .. } => PduKind::Reply,
+        }
+    }
+
+    /// True for a request.
+    pub fn is_request(&self) -> bool {
+        self.kind() == PduKind::Request
+    }
+
+    /// The method of a request (case-sensitive).
+    pub fn method(&self) -> Option<&str> {
+        match self.layout.start {
+            StartSpans::Request { method, .. } => Some(ascii(self.slice(method))),
+            StartSpans::Reply { .. } => None,
+        }
+    }
+
+    /// The request target as on the wire (a quoted target keeps its quotes).
+    pub fn target_raw(&self) -> Option<&[u8]> {
+        match self.layout.start {
+            StartSpans::Request { target, .. } => Some(self.slice(target)),
+            StartSpans::Reply { .. } => None,
+        }
+    }
+
+    /// The request target with quoting undone.
+    pub fn target(&self) -> Option<Cow<'_, str>> {
+        match self.layout.start {
+            StartSpans::Request { target, quoted, .. } => {
+                let raw = self.slice(target);
+                Some(if quoted {
+                    match unquote(raw) {
+                        Cow::Borrowed(b) => Cow::Borrowed(ascii(b)),
+                        Cow::Owned(v) => Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
+                    }
+                } else {
+                    Cow::Borrowed(ascii(raw))
+                })
+            }
+            StartSpans::Reply { .. } => None,
+        }
+    }
+
+    /// The version token as on the wire (e.g. `ACORN/1.0`).
+    pub fn version(&self) -> &str {
+        match self.layout.start {
+            StartSpans::Request { version, .. } | StartSpans::Reply { version, .. } => {
+                ascii(self.slice(version))
+            }
+        }
+    }
+
+    /// The major version number, `None` if it does not fit in 64 bits.
+    pub fn version_major(&self) -> Option<u64> {
+        let v = self.version();
+        v.get(6..)?.split('.').next()?.parse().ok()
+    }
+
+    /// The status code of a reply (0..=999).
+    pub fn status(&self) -> Option<u16> {
+        match self.layout.start {
+            StartSpans::Reply { status, .. } => Some(status),
+            StartSpans::Request { .. } => None,
+        }
+    }
+
+    /// The reason text of a reply (empty when absent).
+    pub fn status_text(&self) -> Option<&[u8]> {
+        match self.layout.start {
+            StartSpans::Reply { text, .. } => Some(self.slice(text)),
+            StartSpans::Request { .. } => None,
+        }
+    }
+
+    /// True for `000` (ACK), whatever the text says.
+    pub fn is_ack(&self) -> bool {
+        self.status() == Some(0)
+    }
+
+    /// True for `001` (NACK), whatever the text says.
+    pub fn is_nack(&self) -> bool {
+        self.status() == Some(1)
+    }
+
+    /// Number of header lines.
+    pub fn header_count(&self) -> usize {
+        self.layout.headers.len()
+    }
+
+    /// Headers in wire order.
+    pub fn headers(&self) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
+        self.layout.headers.iter().map(move |h| HeaderRef {
+            name: ascii(self.slice(h.name)),
+            value: self.slice(h.value),
+            value_offset: h.value.start as usize,
+        })
+    }
+
+    /// Every header called `name` (ASCII case-insensitive), in wire order.
+    pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = HeaderRef<'s>> + 's {
+        self.headers().filter(move |h| h.is(name))
+    }
+
+    /// The first header called `name`.
+    pub fn header_ref(&self, name: &str) -> Option<HeaderRef<'_>> {
+        self.headers().find(|h| h.is(name))
+    }
+
+    /// The raw (wire) value of the first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.header_ref(name).map(|h| h.value)
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        self.slice(self.layout.body)
+    }
+
+    /// The head (start line through the empty line).
+    pub fn head(&self) -> &[u8] {
+        &self.buf.as_ref()[..self.layout.head_len as usize]
+    }
+}
+
+impl PduView<&[u8]> {
+    /// An owned copy (one allocation for the whole buffer).
+    pub fn to_owned_pdu(&self) -> Pdu {
+        PduView {
+            buf: Bytes::copy_from_slice(self.buf),
+            layout: self.layout.clone(),
+        }
+    }
+}
+
+impl Pdu {
+    /// The body as a `Bytes` that shares this PDU's buffer.
+    pub fn body_bytes(&self) -> Bytes {
+        self.buf.slice(self.layout.body.range())
+    }
+
+    /// The buffer this PDU was parsed from.
+    pub fn bytes(&self) -> &Bytes {
+        &self.buf
+    }
+
+    /// A borrowed view of this PDU.
+    pub fn as_ref_pdu(&self) -> PduRef<'_> {
+        PduView {
+            buf: &self.buf[..],
+            layout: self.layout.clone(),
+        }
+    }
+}

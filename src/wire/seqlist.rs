@@ -1,0 +1,200 @@
+//! A set of Seq numbers as sorted, merged, disjoint inclusive ranges.
+//!
+//! `Need-Seq: 0..18446744073709551615` is two numbers, not a list to
+//! expand: every operation here costs in proportion to the number of
+//! ranges, never to how many Seqs they cover.
+
+use smallvec::SmallVec;
+use std::fmt;
+
+/// Sorted, merged (adjacent ranges joined), disjoint inclusive ranges.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct SeqList {
+    ranges: SmallVec<[(u64, u64); 4]>,
+}
+
+impl SeqList {
+    /// The empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The set of Seqs in `ranges` (each `(first, last)`, first ≤ last;
+    /// reversed pairs are swapped).
+    pub fn from_ranges(ranges: impl IntoIterator<Item = (u64, u64)>) -> Self {
+        let mut v: SmallVec<[(u64, u64); 4]> = ranges
+            .into_iter()
+            .map(|(a, b)| if a <= b { (a, b) } else { (b, a) })
+            .collect();
+        v.sort_unstable();
+        let mut out: SmallVec<[(u64, u64); 4]> = SmallVec::with_capacity(v.len());
+        for (a, b) in v {
+            match out.last_mut() {
+                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+                _ => out.push((a, b)),
+            }
+        }
+        SeqList { ranges: out }
+    }
+
+    /// The single range `first..=last`.
+    pub fn range(first: u64, last: u64) -> Self {
+        Self::from_ranges([(first, last)])
+    }
+
+    /// True when no Seq is in the set.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Number of disjoint ranges.
+    pub fn range_count(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// How many Seqs the set covers (up to 2^64, hence `u128`).
+    pub fn count(&self) -> u128 {
+        self.ranges
+            .iter()
+            .map(|&(a, b)| u128::from(b - a) + 1)
+            .sum()
+    }
+
+    /// Whether `seq` is in the set (binary search over ranges).
+    pub fn contains(&self, seq: u64) -> bool {
+        let i = self.ranges.partition_point(|&(_, b)| b < seq);
+        self.ranges.get(i).is_some_and(|&(a, _)| a <= seq)
+    }
+
+    /// The ranges, smallest first.
+    pub fn ranges(&self) -> impl ExactSizeIterator<Item = (u64, u64)> + '_ {
+        self.ranges.iter().copied()
+    }
+
+    /// The smallest Seq in the set.
+    pub fn first(&self) -> Option<u64> {
+        self.ranges.first().map(|r| r.0)
+    }
+
+    /// Add `first..=last` to the set.
+    pub fn insert_range(&mut self, first: u64, last: u64) {
+        let (a, b) = if first <= last {
+            (first, last)
+        } else {
+            (last, first)
+        };
+        // Ranges that overlap or touch [a, b] form one contiguous run.
+        let lo = self
+            .ranges
+            .partition_point(|&(_, e)| e.saturating_add(1) < a);
+        let hi = self
+            .ranges
+            .partition_point(|&(s, _)| s <= b.saturating_add(1) || b == u64::MAX);
+        if lo == hi {
+            self.ranges.insert(lo, (a, b));
+        } else {
+            let na = a.min(self.ranges[lo].0);
+            let nb = b.max(self.ranges[hi - 1].1);
+            self.ranges.drain(lo + 1..hi);
+            self.ranges[lo] = (na, nb);
+        }
+    }
+
+    /// Add one Seq.
+    pub fn insert(&mut self, seq: u64) {
+        self.insert_range(seq, seq);
+    }
+
+    /// Remove every Seq ≤ `seq`.
+    pub fn remove_through(&mut self, seq: u64) {
+        let cut = self.ranges.partition_point(|&(_, b)| b <= seq);
+        self.ranges.drain(..cut);
+        if let Some(first) = self.ranges.first_mut() {
+            if first.0 <= seq {
+                first.0 = seq + 1;
+            }
+        }
+    }
+
+    /// The first `n` ranges only (the oldest gaps first).
+    pub fn truncated(&self, n: usize) -> SeqList {
+        SeqList {
+            ranges: self.ranges.iter().copied().take(n).collect(),
+        }
+    }
+}
+
+impl fmt::Display for SeqList {
+    /// The canonical wire form: `12..17,19`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, &(a, b)) in self.ranges.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            if a == b {
+                write!(f, "{a}")?;
+            } else {
+                write!(f, "{a}..{b}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SeqList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SeqList({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_adjacent_and_overlapping() {
+        let s = SeqList::from_ranges([(19, 19), (12, 17), (15, 18), (30, 31)]);
+        assert_eq!(s.to_string(), "12..19,30..31");
+        assert_eq!(s.count(), 10);
+    }
+
+    #[test]
+    fn full_range_is_two_numbers() {
+        let s = SeqList::range(0, u64::MAX);
+        assert_eq!(s.range_count(), 1);
+        assert_eq!(s.count(), 1u128 << 64);
+        assert!(s.contains(u64::MAX));
+        assert_eq!(s.to_string(), "0..18446744073709551615");
+    }
+
+    #[test]
+    fn insert_matches_from_ranges() {
+        let items = [
+            (5, 9),
+            (1, 1),
+            (11, 20),
+            (10, 10),
+            (40, 40),
+            (u64::MAX, u64::MAX),
+            (0, 0),
+        ];
+        let mut a = SeqList::new();
+        for &(x, y) in &items {
+            a.insert_range(x, y);
+        }
+        assert_eq!(a, SeqList::from_ranges(items));
+        assert_eq!(a.to_string(), "0..1,5..20,40,18446744073709551615");
+    }
+
+    #[test]
+    fn remove_through_and_truncate() {
+        let mut s = SeqList::from_ranges([(1, 5), (8, 9), (12, 12)]);
+        s.remove_through(3);
+        assert_eq!(s.to_string(), "4..5,8..9,12");
+        s.remove_through(9);
+        assert_eq!(s.to_string(), "12");
+        let t = SeqList::from_ranges((0..100).map(|i| (i * 3, i * 3)));
+        assert_eq!(t.truncated(64).range_count(), 64);
+        assert_eq!(t.truncated(64).first(), Some(0));
+    }
+}
