@@ -2,8 +2,10 @@
 //!
 //! Layers, bottom to top (data flows one way, nothing below knows what is above):
 //! - [`wire`]: the PDU model, a zero-copy nom parser, typed headers, a safe encoder.
+//! - [`codec`]: tokio-util codecs for streams (TCP) and datagrams (UDP).
 #![forbid(unsafe_code)]
 
+pub mod codec;
 pub mod wire;
 
 pub use wire::{parse_datagram, ParseError, ParseOptions, Pdu, PduBuilder, PduRef};

@@ -36,7 +36,7 @@ fn reply_and_need_seq() {
 #[test]
 fn errors_have_kind_and_position() {
     let e = p("REG  / ACORN/1.0\r\n\r\n").unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Target);
+    assert_eq!(e.kind, ErrorKind::StartLine);
     let e = p("REG / ACORN/1.0\r\nSeq: 1\r\n folded\r\n\r\n").unwrap_err();
     assert_eq!(e.kind, ErrorKind::ObsFold);
     assert_eq!(

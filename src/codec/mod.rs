@@ -1,0 +1,1 @@
+//! Layer 2: framing PDUs on streams (Content-Length) and datagrams.
