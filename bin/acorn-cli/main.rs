@@ -1,1 +1,80 @@
-fn main() {}
+//! `acorn-cli`: the command-line front end of the acorn toolkit.
+//!
+//! This file only owns argument parsing (clap), dispatch and the mapping of
+//! outcomes to exit codes. Each subcommand lives in its own module with an
+//! `Args` struct and a `run` function returning a [`Status`], so adding one
+//! (`send`, `listen`, `conformance`…) touches this file in two places: the
+//! [`Command`] variant and its arm in [`run`].
+
+mod fmt_cmd;
+mod input;
+mod json;
+mod parse_cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit codes, documented in `--help` (keep [`EXIT_CODES_HELP`] in sync).
+///
+/// Ordered by severity so that a command handling several inputs can keep
+/// the worst outcome with `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Status {
+    /// Everything asked for succeeded; every input was valid.
+    Ok = 0,
+    /// The command ran, but at least one input was rejected (invalid PDU).
+    Invalid = 1,
+    /// The command could not do its job: bad usage, unreadable input,
+    /// unwritable output. clap's own usage errors also exit with 2.
+    Trouble = 2,
+}
+
+impl From<Status> for ExitCode {
+    fn from(s: Status) -> ExitCode {
+        ExitCode::from(s as u8)
+    }
+}
+
+const EXIT_CODES_HELP: &str = "\
+Exit status:
+  0  success: every input is a valid PDU
+  1  at least one input is not a valid PDU (malformed, over a limit, or a
+     typed header with an invalid value)
+  2  usage error, or an input or output could not be read or written";
+
+/// Toolkit for the Acorn text protocol (ACORN/1.0).
+#[derive(Debug, Parser)]
+#[command(name = "acorn-cli", version, about, after_help = EXIT_CODES_HELP)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse and validate PDUs; print their canonical form or JSON.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Parse(parse_cmd::Args),
+    /// Print the canonical form of one PDU.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Fmt(fmt_cmd::Args),
+}
+
+fn run(cli: Cli) -> anyhow::Result<Status> {
+    match cli.command {
+        Command::Parse(args) => parse_cmd::run(&args),
+        Command::Fmt(args) => fmt_cmd::run(&args),
+    }
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit with 2 here; `--help` and `--version` with 0.
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(status) => status.into(),
+        Err(e) => {
+            eprintln!("acorn-cli: error: {e:#}");
+            Status::Trouble.into()
+        }
+    }
+}
