@@ -170,6 +170,10 @@ pub(crate) fn version(i: &[u8]) -> R<'_, &[u8]> {
     if groups < 2 {
         return fail(i, ErrorKind::Version, "\".\" and a minor version");
     }
+    // A fifth group is a malformed version, not a malformed start line.
+    if i.first() == Some(&b'.') {
+        return fail(i, ErrorKind::Version, "at most four version groups");
+    }
     Ok((i, &start[..start.len() - i.len()]))
 }
 
