@@ -100,8 +100,11 @@ impl Target {
         &self.0
     }
 
+    /// SPEC §1: a target with a space, quote, backslash, CR or LF must be
+    /// emitted quoted. A backslash is a literal character to the parser,
+    /// but the SPEC reserves it for quoted targets, so quote it too.
     fn needs_quotes(&self) -> bool {
-        self.0.is_empty() || !self.0.bytes().all(is_literal_char)
+        self.0.is_empty() || !self.0.bytes().all(|b| is_literal_char(b) && b != b'\\')
     }
 }
 
