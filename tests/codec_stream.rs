@@ -7,7 +7,9 @@ use acorn::codec::{CodecError, StreamCodec};
 use acorn::wire::encode::ContentLength;
 use acorn::wire::{ErrorKind, Limit, Limits, ParseOptions, Pdu, PduBuilder};
 use bytes::{Bytes, BytesMut};
-use codec_support::{all_cases, decode_chunked, drain, typical, Case};
+use codec_support::{
+    all_cases, corpus_files, corpus_options, decode_chunked, drain, typical, Case,
+};
 use proptest::prelude::*;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -442,6 +444,70 @@ fn error_offsets_are_relative_to_the_pdu() {
         }
         other => panic!("{other}"),
     }
+}
+
+/// Every corpus reject case whose head is bad fails the stream decoder with
+/// the parser's error (same kind, same offset), at every split point.
+/// Excluded: failures of the datagram body rule (`Content-Length` versus
+/// the datagram length, body size) and heads without their empty line,
+/// which on a stream mean "wait for more" (then truncation at EOF), and
+/// cases that only fail typed-header validation, which the codec does not
+/// run.
+#[test]
+fn reject_corpus_heads_fail_the_stream_decoder_identically() {
+    let mut checked = 0;
+    for (name, bytes) in corpus_files("reject-") {
+        let opts = corpus_options(&name);
+        let Err(want) = acorn::wire::parse_datagram(&bytes, &opts) else {
+            continue;
+        };
+        if matches!(
+            want.kind,
+            ErrorKind::ContentLengthMismatch
+                | ErrorKind::UnterminatedHead
+                | ErrorKind::Limit(Limit::BodySize)
+        ) {
+            continue;
+        }
+        checked += 1;
+        // Large cases (the limit cases) get a sample of split points plus
+        // byte-at-a-time feeding, which keeps the test linear in their size.
+        let step = if bytes.len() <= 4096 { 1 } else { 61 };
+        let splits = (0..=bytes.len()).step_by(step).chain([bytes.len()]);
+        if step > 1 {
+            let mut codec = StreamCodec::new(opts);
+            let mut buf = BytesMut::new();
+            let got = bytes
+                .iter()
+                .find_map(|&b| {
+                    buf.extend_from_slice(&[b]);
+                    codec.decode(&mut buf).err()
+                })
+                .unwrap_or_else(|| panic!("{name}: no error byte at a time"));
+            assert_eq!(got.parse_error(), Some(&want), "{name} byte at a time");
+        }
+        for k in splits {
+            let mut codec = StreamCodec::new(opts);
+            let mut buf = BytesMut::from(&bytes[..k]);
+            let got = match codec.decode(&mut buf) {
+                Err(e) => e,
+                Ok(Some(p)) => panic!("{name}: decoded {p:?} from {k} bytes"),
+                Ok(None) => {
+                    buf.extend_from_slice(&bytes[k..]);
+                    match codec.decode(&mut buf) {
+                        Err(e) => e,
+                        Ok(p) => panic!("{name}: split at {k} gave {p:?}"),
+                    }
+                }
+            };
+            assert_eq!(got.parse_error(), Some(&want), "{name} split at {k}");
+        }
+    }
+    let corpus_present = !corpus_files("reject-").is_empty();
+    assert!(
+        !corpus_present || checked > 20,
+        "only {checked} reject cases checked"
+    );
 }
 
 // ------------------------------------------------------- failure and EOF

@@ -37,7 +37,12 @@ use tokio_util::codec::{Decoder, Encoder};
 pub const DEFAULT_RESERVE_LIMIT: usize = 1024 * 1024;
 
 /// Where the decoder is within the current PDU.
+///
+/// `Body` holds the parsed head inline (its headers sit in a `SmallVec`):
+/// there is one `State` per connection, and boxing the head would cost an
+/// allocation per PDU.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 enum State {
     /// Looking for the empty line. `scanned` is the first byte not yet
     /// examined, `line_start` the first byte of the line being scanned; both

@@ -117,35 +117,44 @@ pub fn own_cases() -> Vec<Case> {
     v
 }
 
-/// The corpus accept cases, as stream bytes: a datagram case whose body has
-/// no `Content-Length` gets one from the stream encoder (which keeps the
-/// received head and inserts the header).
-pub fn corpus_cases() -> Vec<Case> {
+/// The options a corpus case is parsed with (corpus/pdu/README.md: a name
+/// that continues with `lenient-` is parsed leniently).
+pub fn corpus_options(name: &str) -> ParseOptions {
+    let rest = name.split_once('-').map_or("", |(_, r)| r);
+    if rest.starts_with("lenient-") {
+        ParseOptions::lenient()
+    } else {
+        ParseOptions::default()
+    }
+}
+
+/// The raw bytes of every corpus file called `<prefix>*.acorn`, by name.
+pub fn corpus_files(prefix: &str) -> Vec<(String, Bytes)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/pdu");
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut paths: Vec<_> = entries
+    let mut out: Vec<(String, Bytes)> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("accept-") && n.ends_with(".acorn"))
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_string();
+            (name.starts_with(prefix) && name.ends_with(".acorn"))
+                .then(|| (name, Bytes::from(std::fs::read(&p).unwrap())))
         })
         .collect();
-    paths.sort();
+    out.sort();
+    out
+}
+
+/// The corpus accept cases, as stream bytes: a datagram case whose body has
+/// no `Content-Length` gets one from the stream encoder (which keeps the
+/// received head and inserts the header).
+pub fn corpus_cases() -> Vec<Case> {
     let mut out = Vec::new();
-    for path in paths {
-        let data = Bytes::from(std::fs::read(&path).unwrap());
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        // An accept case is valid strictly, or (a bare-LF case) leniently.
-        let Some(opts) = [ParseOptions::default(), ParseOptions::lenient()]
-            .into_iter()
-            .find(|o| Pdu::parse_datagram(data.clone(), o).is_ok())
-        else {
-            panic!("corpus accept case {name} does not parse");
-        };
-        let pdu = Pdu::parse_datagram(data, &opts).unwrap();
+    for (name, data) in corpus_files("accept-") {
+        let opts = corpus_options(&name);
+        let pdu = Pdu::parse_datagram(data, &opts)
+            .unwrap_or_else(|e| panic!("corpus accept case {name} does not parse: {e}"));
         let mut stream = BytesMut::new();
         StreamCodec::new(opts).encode(&pdu, &mut stream).unwrap();
         out.push(Case {
