@@ -86,6 +86,17 @@ impl Method {
 pub struct Target(Cow<'static, str>);
 
 impl Target {
+    /// A constant target; NUL is refused at compile time when used in a `const`.
+    pub const fn from_static(s: &'static str) -> Target {
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            assert!(b[i] != 0, "NUL in Acorn target");
+            i += 1;
+        }
+        Target(Cow::Borrowed(s))
+    }
+
     /// Any UTF-8 text without NUL.
     pub fn new(s: impl Into<Cow<'static, str>>) -> Result<Target, EncodeError> {
         let s = s.into();

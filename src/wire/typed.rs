@@ -186,6 +186,11 @@ pub fn hash_header_name(name: &str) -> Option<(HashScope, bool, &str)> {
     }
 }
 
+/// Decode a `Timeout` value on its own (e.g. from a header about to be sent).
+pub fn timeout_value(v: &[u8]) -> Option<Duration> {
+    whole(grammar::duration_ms(v), "seconds").ok().map(Duration::from_millis)
+}
+
 fn invalid(f: Fail, h: &HeaderRef<'_>, field: Field) -> ParseError {
     let mut e = f.locate(h.value, h.value_offset);
     e.kind = ErrorKind::InvalidValue(field);

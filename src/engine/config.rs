@@ -1,0 +1,152 @@
+//! Engine configuration: retry policy, timers and every bound, named.
+
+use crate::wire::{ParseOptions, SessionMode};
+use std::time::Duration;
+
+/// Retransmission of unanswered requests and unacknowledged replies
+/// (SPEC §6: 500 ms doubling per attempt, 5 attempts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Timer before the first retransmission.
+    pub initial: Duration,
+    /// Each later timer is the previous one times this factor.
+    pub factor: u32,
+    /// Cap on a single timer.
+    pub max_interval: Duration,
+    /// Total transmissions (the first included) before giving up.
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_millis(500),
+            factor: 2,
+            max_interval: Duration::from_secs(8),
+            max_attempts: 5,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The timer that follows transmission number `attempt` (1-based).
+    pub fn interval(&self, attempt: u32) -> Duration {
+        let mut d = self.initial;
+        for _ in 1..attempt {
+            d = d.saturating_mul(self.factor);
+            if d >= self.max_interval {
+                return self.max_interval;
+            }
+        }
+        d.min(self.max_interval)
+    }
+}
+
+/// Bounds on everything the engine holds. Hitting one produces an
+/// [`Event::LimitReached`](super::Event::LimitReached) and the defined
+/// action documented on each field; nothing grows past them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineLimits {
+    /// Sessions held at once. A `REG` beyond it is answered `503`.
+    pub max_sessions: usize,
+    /// Outgoing transactions awaiting an ACK or final reply. A new
+    /// request beyond it is refused with [`EngineError::TooManyPending`](super::EngineError::TooManyPending).
+    pub max_pending_requests: usize,
+    /// Incoming transactions remembered for duplicate suppression and
+    /// reply retransmission. The oldest completed entry is forgotten first;
+    /// when every entry is still waiting for the application, a new request
+    /// is answered `503` instead of being accepted.
+    pub max_reply_cache: usize,
+    /// PDUs held per ordered session while an earlier Seq is missing. A PDU
+    /// beyond it is dropped (it is asked for again by a later NACK).
+    pub max_reorder_pdus: usize,
+    /// Sent PDUs kept per session for NACK-driven retransmission. The oldest
+    /// is dropped first; a later NACK for it ends the session with
+    /// `BYE` + `Ignore-Seq: *`.
+    pub max_retx_pdus: usize,
+    /// The same, in encoded bytes.
+    pub max_retx_bytes: usize,
+    /// Ranges in one outgoing `Need-Seq` (SPEC §8: 64, oldest gaps first).
+    pub max_nack_ranges: usize,
+    /// How far ahead of the next expected Seq a PDU may be before it is a
+    /// protocol violation (dropped, not NACKed).
+    pub max_seq_ahead: u64,
+    /// Disjoint ranges of received Seqs remembered per unordered session
+    /// for duplicate suppression; past it the oldest ranges are folded into
+    /// the floor (anything below is treated as a duplicate).
+    pub max_seen_ranges: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            max_sessions: 10_000,
+            max_pending_requests: 4096,
+            max_reply_cache: 4096,
+            max_reorder_pdus: 256,
+            max_retx_pdus: 1024,
+            max_retx_bytes: 4 * 1024 * 1024,
+            max_nack_ranges: 64,
+            max_seq_ahead: 65_536,
+            max_seen_ranges: 256,
+        }
+    }
+}
+
+/// Which mode a server agrees to when a client asks for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModePolicy {
+    /// Agree to what the client requested.
+    #[default]
+    AgreeRequested,
+    /// Always answer with this mode (the client NACKs if it differs).
+    Force(SessionMode),
+}
+
+/// Everything that shapes an [`Endpoint`](super::Endpoint).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node's identity (`[NODE@]HOST:PORT`), written as `From` on
+    /// everything it sends; `None` leaves `From` out.
+    pub identity: Option<String>,
+    /// Request and reply retransmission.
+    pub retry: RetryPolicy,
+    /// How long an ACKed request waits for its final reply when the request
+    /// carries no `Timeout`.
+    pub reply_timeout: Duration,
+    /// Least time between two NACKs naming an unchanged gap.
+    pub nack_interval: Duration,
+    /// NACK rounds without progress before a session gives up on a gap.
+    pub max_nack_rounds: u32,
+    /// A PDU retransmitted for a NACK is not retransmitted again for another
+    /// NACK within this time (the first copy is still in flight).
+    pub retransmit_holdoff: Duration,
+    /// A session with no PDU received for this long is closed.
+    pub session_idle_timeout: Duration,
+    /// What a server agrees to.
+    pub mode_policy: ModePolicy,
+    /// Refuse (`400`) requests without `From` or `To` (SPEC §5 allows it).
+    pub require_from_to: bool,
+    /// Parser options for incoming datagrams.
+    pub parse: ParseOptions,
+    /// Bounds.
+    pub limits: EngineLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            identity: None,
+            retry: RetryPolicy::default(),
+            reply_timeout: Duration::from_secs(32),
+            nack_interval: Duration::from_millis(500),
+            max_nack_rounds: 8,
+            retransmit_holdoff: Duration::from_millis(100),
+            session_idle_timeout: Duration::from_secs(120),
+            mode_policy: ModePolicy::default(),
+            require_from_to: false,
+            parse: ParseOptions::default(),
+            limits: EngineLimits::default(),
+        }
+    }
+}

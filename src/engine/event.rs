@@ -1,0 +1,153 @@
+//! What the engine hands back: datagrams to send and events for the application.
+
+use crate::wire::{ParseError, Pdu, SessionMode};
+use bytes::Bytes;
+use std::net::SocketAddr;
+
+/// A PDU to put on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it (SPEC §5 precedence already applied).
+    pub dest: SocketAddr,
+    /// The encoded PDU (one datagram).
+    pub payload: Bytes,
+}
+
+/// The application's handle on a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionHandle(pub u64);
+
+/// The application's handle on a request it sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// The application's handle on a request it received (to answer it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IncomingId(pub u64);
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The application closed it (our `BYE` was acknowledged or timed out).
+    Local,
+    /// The peer sent `BYE` (in order, after everything before it).
+    PeerClosed,
+    /// The peer ended it with `BYE` + `Ignore-Seq: *`: it could not
+    /// retransmit what we asked for; messages may be missing.
+    PeerCannotRetransmit,
+    /// We ended it with `BYE` + `Ignore-Seq: *`: the peer asked for PDUs
+    /// we no longer hold.
+    CannotRetransmit,
+    /// A gap stayed unfilled after the configured NACK rounds.
+    GapUnfilled,
+    /// A request in the session exhausted its attempts.
+    Timeout,
+    /// Nothing was received for the idle timeout.
+    Idle,
+    /// The agreed mode was not the requested one (client side: we NACKed;
+    /// server side: the client NACKed our mode).
+    ModeMismatch {
+        requested: SessionMode,
+        agreed: SessionMode,
+    },
+    /// The server refused the `REG` with this status.
+    Refused { status: u16 },
+}
+
+/// A bound of [`EngineLimits`](super::EngineLimits) that was hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineLimit {
+    Sessions,
+    PendingRequests,
+    ReplyCache,
+    ReorderBuffer,
+    RetransmitBuffer,
+    SeenRanges,
+}
+
+/// Something a peer did wrong; logged and reported, never fatal to the endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// The datagram did not parse.
+    Malformed(ParseError),
+    /// A typed header had a malformed value.
+    BadHeader(ParseError),
+    /// `Need-Seq` named Seqs we never sent (first such Seq).
+    NeedSeqNeverSent { seq: u64, next: u64 },
+    /// A Seq too far ahead of the next expected one.
+    SeqTooFarAhead { seq: u64, expected: u64 },
+    /// A session PDU without `Seq`.
+    MissingSeq,
+    /// A request major version other than 1 (answered `505`).
+    UnsupportedVersion,
+    /// A request without `From`/`To` while they are required (answered `400`).
+    MissingAddressing,
+}
+
+/// Events for the application, in the order they happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A request to act on (delivered once; in Seq order in an ordered session).
+    RequestReceived {
+        id: IncomingId,
+        peer: SocketAddr,
+        session: Option<SessionHandle>,
+        pdu: Pdu,
+    },
+    /// The peer acknowledged a request we sent (ACK or reply-as-ACK).
+    Acked { request: RequestId },
+    /// A provisional (`1xx`) reply.
+    Provisional { request: RequestId, pdu: Pdu },
+    /// The final reply to a request we sent (delivered once).
+    ReplyReceived { request: RequestId, pdu: Pdu },
+    /// A request we sent got no ACK or reply within its attempts / timeout.
+    RequestTimedOut { request: RequestId },
+    /// A reply we gave was never acknowledged after all attempts.
+    ReplyUnacknowledged { id: IncomingId },
+    /// The requester acknowledged before we replied: the reply is not wanted.
+    ReplyNotWanted { id: IncomingId },
+    /// A session is open in the agreed mode.
+    SessionOpened {
+        session: SessionHandle,
+        peer: SocketAddr,
+        mode: SessionMode,
+        session_id: Option<String>,
+    },
+    /// A session ended; nothing more is delivered on it.
+    SessionClosed {
+        session: SessionHandle,
+        reason: CloseReason,
+    },
+    /// A message past its `Expire-At`/`Expire-Date` was not acted on.
+    Expired {
+        peer: SocketAddr,
+        session: Option<SessionHandle>,
+    },
+    /// A peer broke the protocol.
+    ProtocolViolation {
+        peer: SocketAddr,
+        violation: Violation,
+    },
+    /// A bound was hit (see [`EngineLimits`](super::EngineLimits)).
+    LimitReached {
+        limit: EngineLimit,
+        peer: Option<SocketAddr>,
+    },
+}
+
+/// Why an application command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("too many requests awaiting an answer (max_pending_requests)")]
+    TooManyPending,
+    #[error("too many sessions (max_sessions)")]
+    TooManySessions,
+    #[error("no such session (it may have closed)")]
+    UnknownSession,
+    #[error("the session is not open yet")]
+    SessionNotOpen,
+    #[error("no such incoming request, or it was already answered")]
+    UnknownRequest,
+    #[error("a request must be a request PDU, a reply must be a reply PDU")]
+    WrongKind,
+}

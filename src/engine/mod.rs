@@ -1,0 +1,18 @@
+//! Layer 3: the protocol engine, sans-IO (SPEC §4, §6, §8).
+//!
+//! An [`Endpoint`] holds one node's sessions and transactions. It never
+//! reads a clock or touches a socket: the driver (the tokio runtime, or a
+//! test's simulated network) hands it PDUs and instants and carries out
+//! what it returns. See [`endpoint`] for the call pattern.
+
+pub mod config;
+pub mod endpoint;
+pub mod event;
+pub(crate) mod session;
+
+pub use config::{Config, EngineLimits, ModePolicy, RetryPolicy};
+pub use endpoint::{Endpoint, Stats};
+pub use event::{
+    CloseReason, EngineError, EngineLimit, Event, IncomingId, RequestId, SessionHandle, Transmit,
+    Violation,
+};
