@@ -5,10 +5,12 @@
 //! - [`codec`]: tokio-util codecs for streams (TCP) and datagrams (UDP).
 //! - [`engine`]: the sans-IO protocol engine (sessions, ACKs, retries, NACKs).
 //! - [`sim`]: a deterministic simulated network for driving engines in tests.
+//! - [`runtime`]: the tokio driver: a [`runtime::Peer`] over UDP and TCP.
 #![forbid(unsafe_code)]
 
 pub mod codec;
 pub mod engine;
+pub mod runtime;
 pub mod sim;
 pub mod wire;
 

@@ -161,13 +161,24 @@ fn reply_dest<B: AsRef<[u8]>>(pdu: &PduView<B>, source: SocketAddr) -> SocketAdd
 }
 
 impl Endpoint {
-    /// A new endpoint. `seed` feeds the id generator: pass a fresh random
-    /// seed in production (the runtime does), a fixed one in tests.
+    /// A new endpoint with a deterministic id generator, for tests and
+    /// simulations (use [`Endpoint::from_entropy`] on a real network).
     /// `unix_now` is the wall-clock time at `now`, used for `Expire-At`.
     pub fn new(cfg: Config, seed: u64, now: Instant, unix_now: Duration) -> Self {
+        Self::with_rng(cfg, StdRng::seed_from_u64(seed), now, unix_now)
+    }
+
+    /// A new endpoint whose id generator (a ChaCha-based CSPRNG) is seeded
+    /// with 256 bits from the operating system: what a real node uses, so
+    /// Session-IDs carry 128 unguessable bits.
+    pub fn from_entropy(cfg: Config, now: Instant, unix_now: Duration) -> Self {
+        Self::with_rng(cfg, StdRng::from_entropy(), now, unix_now)
+    }
+
+    fn with_rng(cfg: Config, rng: StdRng, now: Instant, unix_now: Duration) -> Self {
         Endpoint {
             cfg,
-            rng: StdRng::seed_from_u64(seed),
+            rng,
             epoch: now,
             unix_at_epoch: unix_now,
             next_handle: 1,

@@ -1,0 +1,16 @@
+//! Layer 4: a thin tokio driver for the engine over real sockets.
+//!
+//! A [`Peer`] owns a UDP socket and/or a TCP listener, the connections it
+//! accepts or makes, one timer and one [`Endpoint`](crate::engine::Endpoint).
+//! It decides nothing itself: every datagram, PDU, command and timer
+//! expiry is handed to the engine, and what the engine returns is carried
+//! out. The application talks to it through async methods
+//! ([`Peer::request`], [`Peer::open_session`], [`Peer::send`]) and a stream
+//! of [`IncomingRequest`]s to answer.
+
+mod driver;
+mod peer;
+
+pub use peer::{
+    Dest, IncomingRequest, OpenedSession, Peer, PeerBuilder, PeerEvent, RuntimeError, WireDirection,
+};

@@ -1,0 +1,323 @@
+//! The application's side of the runtime: a cloneable [`Peer`] handle.
+
+use super::driver::{Cmd, Driver};
+use crate::engine::{CloseReason, Config, EngineError, Event, IncomingId, SessionHandle};
+use crate::wire::{Pdu, PduBuilder, SessionMode};
+use bytes::Bytes;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+
+/// Where to send: a UDP datagram peer or a TCP stream peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dest {
+    Udp(SocketAddr),
+    Tcp(SocketAddr),
+}
+
+impl Dest {
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Dest::Udp(a) | Dest::Tcp(a) => *a,
+        }
+    }
+}
+
+impl FromStr for Dest {
+    type Err = RuntimeError;
+
+    /// `HOST:PORT` (UDP), `udp://HOST:PORT` or `tcp://HOST:PORT`. Host names
+    /// are resolved with the system resolver (the first address wins).
+    fn from_str(s: &str) -> Result<Dest, RuntimeError> {
+        let (tcp, rest) = if let Some(r) = s.strip_prefix("tcp://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("udp://") {
+            (false, r)
+        } else {
+            (false, s)
+        };
+        let addr = rest
+            .to_socket_addrs()
+            .map_err(|e| RuntimeError::BadAddress(format!("{s}: {e}")))?
+            .next()
+            .ok_or_else(|| RuntimeError::BadAddress(format!("{s}: no address")))?;
+        Ok(if tcp {
+            Dest::Tcp(addr)
+        } else {
+            Dest::Udp(addr)
+        })
+    }
+}
+
+impl std::fmt::Display for Dest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dest::Udp(a) => write!(f, "udp://{a}"),
+            Dest::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
+/// Why a runtime call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("bad address {0}")]
+    BadAddress(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("no answer within the retry policy")]
+    Timeout,
+    #[error("the session closed: {0:?}")]
+    SessionClosed(CloseReason),
+    #[error("the peer has shut down")]
+    Shutdown,
+    #[error("no transport for {0} (bind UDP or connect TCP first)")]
+    NoTransport(Dest),
+}
+
+/// Which way a PDU crossed the wire (for the tap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireDirection {
+    In,
+    Out,
+}
+
+/// What the runtime reports besides requests: engine events not consumed
+/// by a waiting call, and (when the tap is on) every PDU on the wire.
+#[derive(Debug, Clone)]
+// Moved once through a channel; see `Event`, which carries PDUs inline too.
+#[allow(clippy::large_enum_variant)]
+pub enum PeerEvent {
+    Engine(Event),
+    Wire {
+        direction: WireDirection,
+        peer: Dest,
+        bytes: Bytes,
+    },
+}
+
+/// A request delivered to the application, with the means to answer it.
+#[derive(Debug)]
+pub struct IncomingRequest {
+    /// The request as received.
+    pub pdu: Pdu,
+    /// Who sent it (transport address).
+    pub peer: SocketAddr,
+    /// The session it arrived in, if any.
+    pub session: Option<SessionHandle>,
+    pub(crate) id: IncomingId,
+    pub(crate) cmds: mpsc::UnboundedSender<Cmd>,
+}
+
+impl IncomingRequest {
+    /// Send the final reply (a reply PDU such as `200 OK`); the engine adds
+    /// TX-ID, ids, Seq, and retransmits it until the requester ACKs.
+    pub fn respond(self, reply: PduBuilder) -> Result<(), RuntimeError> {
+        self.cmds
+            .send(Cmd::Respond {
+                id: self.id,
+                pdu: reply,
+            })
+            .map_err(|_| RuntimeError::Shutdown)
+    }
+}
+
+/// An open session, as agreed with the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedSession {
+    pub handle: SessionHandle,
+    pub mode: SessionMode,
+    pub session_id: Option<String>,
+}
+
+/// How to start a [`Peer`].
+#[derive(Debug, Clone)]
+pub struct PeerBuilder {
+    config: Config,
+    udp: Option<SocketAddr>,
+    tcp: Option<SocketAddr>,
+    tap: bool,
+    incoming_capacity: usize,
+    event_capacity: usize,
+}
+
+impl PeerBuilder {
+    /// A peer with this engine configuration and no sockets yet.
+    pub fn new(config: Config) -> Self {
+        PeerBuilder {
+            config,
+            udp: None,
+            tcp: None,
+            tap: false,
+            incoming_capacity: 1024,
+            event_capacity: 1024,
+        }
+    }
+
+    /// Bind a UDP socket (port 0 picks a free port). Also used to send UDP
+    /// requests; without it, a UDP request binds an ephemeral socket.
+    pub fn udp(mut self, addr: SocketAddr) -> Self {
+        self.udp = Some(addr);
+        self
+    }
+
+    /// Listen for TCP connections.
+    pub fn tcp(mut self, addr: SocketAddr) -> Self {
+        self.tcp = Some(addr);
+        self
+    }
+
+    /// Report every PDU sent and received as [`PeerEvent::Wire`].
+    pub fn tap(mut self, on: bool) -> Self {
+        self.tap = on;
+        self
+    }
+
+    /// Requests queued for the application before new ones are answered
+    /// `503 Busy` (default 1024). The engine never waits on the application.
+    pub fn incoming_capacity(mut self, n: usize) -> Self {
+        self.incoming_capacity = n.max(1);
+        self
+    }
+
+    /// Events queued before further ones are dropped (counted, logged).
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n.max(1);
+        self
+    }
+
+    /// Bind the sockets and start the driver task on the current runtime.
+    pub async fn start(
+        self,
+    ) -> Result<
+        (
+            Peer,
+            mpsc::Receiver<IncomingRequest>,
+            mpsc::Receiver<PeerEvent>,
+        ),
+        RuntimeError,
+    > {
+        let udp = match self.udp {
+            Some(a) => Some(UdpSocket::bind(a).await?),
+            None => Some(UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?),
+        };
+        let listener = match self.tcp {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
+        let udp_addr = udp.as_ref().map(|u| u.local_addr()).transpose()?;
+        let tcp_addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (in_tx, in_rx) = mpsc::channel(self.incoming_capacity);
+        let (ev_tx, ev_rx) = mpsc::channel(self.event_capacity);
+        let driver = Driver::new(
+            self.config,
+            udp,
+            listener,
+            cmd_rx,
+            cmd_tx.clone(),
+            in_tx,
+            ev_tx,
+            self.tap,
+        );
+        let task = tokio::spawn(driver.run());
+        Ok((
+            Peer {
+                cmds: cmd_tx,
+                udp_addr,
+                tcp_addr,
+                task: std::sync::Arc::new(tokio::sync::Mutex::new(Some(task))),
+            },
+            in_rx,
+            ev_rx,
+        ))
+    }
+}
+
+/// A running Acorn node. Cheap to clone; every clone drives the same engine.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    cmds: mpsc::UnboundedSender<Cmd>,
+    udp_addr: Option<SocketAddr>,
+    tcp_addr: Option<SocketAddr>,
+    task: std::sync::Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Peer {
+    /// The bound UDP address.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.udp_addr
+    }
+
+    /// The TCP listening address.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, RuntimeError>>) -> Cmd,
+    ) -> Result<T, RuntimeError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(make(tx))
+            .map_err(|_| RuntimeError::Shutdown)?;
+        rx.await.map_err(|_| RuntimeError::Shutdown)?
+    }
+
+    /// Send a request outside any session and wait for its final reply
+    /// (retransmitted per the retry policy; ACKs and provisional replies
+    /// are handled on the way).
+    pub async fn request(&self, dest: Dest, pdu: PduBuilder) -> Result<Pdu, RuntimeError> {
+        self.call(|reply| Cmd::Request { dest, pdu, reply }).await
+    }
+
+    /// Open a session (`REG target` with `Request-Session-Mode`) and wait
+    /// until the server agreed (or refused: an error says why).
+    pub async fn open_session(
+        &self,
+        dest: Dest,
+        target: &str,
+        mode: SessionMode,
+    ) -> Result<OpenedSession, RuntimeError> {
+        let target = target.to_owned();
+        self.call(|reply| Cmd::Open {
+            dest,
+            target,
+            mode,
+            reply,
+        })
+        .await
+    }
+
+    /// Send a request in a session and wait for its final reply.
+    pub async fn send(&self, session: SessionHandle, pdu: PduBuilder) -> Result<Pdu, RuntimeError> {
+        self.call(|reply| Cmd::Send {
+            session,
+            pdu,
+            reply,
+        })
+        .await
+    }
+
+    /// Close a session with `BYE` and wait for it to end.
+    pub async fn close_session(&self, session: SessionHandle) -> Result<(), RuntimeError> {
+        self.call(|reply| Cmd::Close { session, reply }).await
+    }
+
+    /// Stop: flush what is queued on every socket, then end the driver.
+    pub async fn shutdown(&self) -> Result<(), RuntimeError> {
+        let (tx, rx) = oneshot::channel();
+        if self.cmds.send(Cmd::Shutdown { done: tx }).is_ok() {
+            let _ = rx.await;
+        }
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
+        Ok(())
+    }
+}

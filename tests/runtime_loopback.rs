@@ -1,0 +1,155 @@
+//! The tokio runtime over real loopback sockets (port 0, bounded in time).
+
+use acorn::engine::Config;
+use acorn::runtime::{Dest, Peer, PeerBuilder};
+use acorn::wire::{PduBuilder, SessionMode};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::timeout;
+
+const LOCAL: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+
+/// A server that answers every request `200 OK` echoing the body and
+/// records the bodies in the order they were delivered.
+async fn echo_server(tcp: bool) -> (Peer, Arc<Mutex<Vec<String>>>) {
+    let mut b = PeerBuilder::new(Config::default()).udp(SocketAddr::from(LOCAL));
+    if tcp {
+        b = b.tcp(SocketAddr::from(LOCAL));
+    }
+    let (peer, mut incoming, _events) = b.start().await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Some(req) = incoming.recv().await {
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(req.pdu.body()).into_owned());
+            let mut r = PduBuilder::reply(200, "OK").unwrap();
+            r.body(req.pdu.body_bytes());
+            req.respond(r).unwrap();
+        }
+    });
+    (peer, seen)
+}
+
+async fn client() -> Peer {
+    PeerBuilder::new(Config::default())
+        .udp(SocketAddr::from(LOCAL))
+        .start()
+        .await
+        .unwrap()
+        .0
+}
+
+fn put(body: &str) -> PduBuilder {
+    let mut b = PduBuilder::request("PUT", "/echo").unwrap();
+    b.body(body.to_owned());
+    b
+}
+
+async fn request_reply(dest: Dest) {
+    let c = client().await;
+    for i in 0..20 {
+        let reply = c.request(dest, put(&format!("hello {i}"))).await.unwrap();
+        assert_eq!(reply.status(), Some(200));
+        assert_eq!(reply.body(), format!("hello {i}").as_bytes());
+        assert!(reply.tx_id().unwrap().is_some());
+    }
+    c.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_request_reply() {
+    let (server, _) = echo_server(false).await;
+    let dest = Dest::Udp(server.udp_addr().unwrap());
+    timeout(Duration::from_secs(20), request_reply(dest))
+        .await
+        .unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_request_reply() {
+    let (server, _) = echo_server(true).await;
+    let dest = Dest::Tcp(server.tcp_addr().unwrap());
+    timeout(Duration::from_secs(20), request_reply(dest))
+        .await
+        .unwrap();
+    server.shutdown().await.unwrap();
+}
+
+async fn ordered_session(dest: Dest, seen: Arc<Mutex<Vec<String>>>, n: usize) {
+    let c = client().await;
+    let s = c
+        .open_session(dest, "/path", SessionMode::Ordered)
+        .await
+        .unwrap();
+    assert_eq!(s.mode, SessionMode::Ordered);
+    let sid = s.session_id.expect("server issues a Session-ID");
+    assert!(sid.len() >= 32, "at least 128 bits of id: {sid}");
+    // Many in flight at once: commands reach the driver in this order.
+    let sends: Vec<_> = (0..n)
+        .map(|i| c.send(s.handle, put(&format!("m{i}"))))
+        .collect();
+    let replies = futures::future::join_all(sends).await;
+    for (i, r) in replies.into_iter().enumerate() {
+        assert_eq!(r.unwrap().body(), format!("m{i}").as_bytes());
+    }
+    let expected: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+    assert_eq!(*seen.lock().unwrap(), expected, "delivered once, in order");
+    c.close_session(s.handle).await.unwrap();
+    c.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_ordered_session() {
+    let (server, seen) = echo_server(false).await;
+    let dest = Dest::Udp(server.udp_addr().unwrap());
+    timeout(Duration::from_secs(30), ordered_session(dest, seen, 300))
+        .await
+        .unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_ordered_session() {
+    let (server, seen) = echo_server(true).await;
+    let dest = Dest::Tcp(server.tcp_addr().unwrap());
+    timeout(Duration::from_secs(30), ordered_session(dest, seen, 1000))
+        .await
+        .unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_to_nobody_times_out() {
+    let mut cfg = Config::default();
+    cfg.retry.initial = Duration::from_millis(20);
+    cfg.retry.max_attempts = 3;
+    let (c, _, _) = PeerBuilder::new(cfg)
+        .udp(SocketAddr::from(LOCAL))
+        .start()
+        .await
+        .unwrap();
+    // A bound socket that never answers.
+    let silent = tokio::net::UdpSocket::bind(SocketAddr::from(LOCAL))
+        .await
+        .unwrap();
+    let dest = Dest::Udp(silent.local_addr().unwrap());
+    let r = timeout(Duration::from_secs(10), c.request(dest, put("x")))
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Err(acorn::runtime::RuntimeError::Timeout)),
+        "{r:?}"
+    );
+    // It did try three times.
+    let mut buf = [0u8; 2048];
+    let mut got = 0;
+    while let Ok(Ok(_)) = timeout(Duration::from_millis(200), silent.recv_from(&mut buf)).await {
+        got += 1;
+    }
+    assert_eq!(got, 3);
+    c.shutdown().await.unwrap();
+}
