@@ -243,6 +243,8 @@ fn value_fragments() -> Vec<&'static [u8]> {
         b"12..17",
         b"18446744073709551615",
         b"18446744073709551616",
+        b"99999999999999999999",
+        b"00000000000000000000001",
         b"node@",
         b"[::1]",
         b"[",
@@ -332,7 +334,7 @@ enum Mutation {
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
-    let interesting = prop_oneof![any::<u8>(), select(b"\r\n\0 \t:\"\\.,*".to_vec())];
+    let interesting = prop_oneof![any::<u8>(), select(b"\r\n\0 \t:\"\\.,*09".to_vec())];
     prop_oneof![
         (any::<Index>(), 1u8..=255).prop_map(|(i, x)| Mutation::Flip(i, x)),
         (any::<Index>(), interesting.clone()).prop_map(|(i, b)| Mutation::Set(i, b)),
