@@ -54,14 +54,31 @@ pub(crate) fn pdu<B: AsRef<[u8]>>(pdu: &PduView<B>, limits: &Limits) -> Result<V
 
 /// `{"error": {...}}` for an input that `input` failed to parse as.
 pub(crate) fn error(e: &ParseError, input: &[u8]) -> Value {
+    json!({ "error": error_detail(e, input) })
+}
+
+/// The object inside `{"error": ...}`: what went wrong and where.
+pub(crate) fn error_detail(e: &ParseError, input: &[u8]) -> Value {
     let pos = e.position(input);
     json!({
+        "message": e.to_string(),
+        "kind": e.kind.code(),
+        "offset": e.offset,
+        "line": pos.line,
+        "column": pos.column,
+    })
+}
+
+/// `{"error": {...}}` for a failure that is not a parse error (`kind` is
+/// then `timeout`, `io` or `usage`): the same keys, with no position.
+pub(crate) fn failure(kind: &str, message: &str) -> Value {
+    json!({
         "error": {
-            "message": e.to_string(),
-            "kind": e.kind.code(),
-            "offset": e.offset,
-            "line": pos.line,
-            "column": pos.column,
+            "message": message,
+            "kind": kind,
+            "offset": null,
+            "line": null,
+            "column": null,
         }
     })
 }

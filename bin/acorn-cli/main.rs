@@ -6,10 +6,14 @@
 //! (`send`, `listen`, `conformance`…) touches this file in two places: the
 //! [`Command`] variant and its arm in [`run`].
 
+mod duration;
 mod fmt_cmd;
 mod input;
 mod json;
+mod listen_cmd;
 mod parse_cmd;
+mod send_cmd;
+mod show;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +31,10 @@ pub(crate) enum Status {
     /// The command could not do its job: bad usage, unreadable input,
     /// unwritable output. clap's own usage errors also exit with 2.
     Trouble = 2,
+    /// `send`: no final reply before the timeout.
+    Timeout = 3,
+    /// `send --check-status`: the final reply is 4xx or 5xx.
+    Rejected = 4,
 }
 
 impl From<Status> for ExitCode {
@@ -42,9 +50,20 @@ Exit status:
      typed header with an invalid value)
   2  usage error, or an input or output could not be read or written";
 
+/// The top-level summary; each subcommand's `--help` has its own table.
+const ALL_EXIT_CODES_HELP: &str = "\
+Exit status (details in each command's --help):
+  0  success
+  1  an input is not a valid PDU
+  2  usage error, or an I/O error
+  3  send: no final reply before --timeout
+  4  send --check-status: the final reply is 4xx or 5xx
+
+Set RUST_LOG (e.g. RUST_LOG=acorn=debug) to see the library's tracing on stderr.";
+
 /// Toolkit for the Acorn text protocol (ACORN/1.0).
 #[derive(Debug, Parser)]
-#[command(name = "acorn-cli", version, about, after_help = EXIT_CODES_HELP)]
+#[command(name = "acorn-cli", version, about, after_help = ALL_EXIT_CODES_HELP)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,18 +77,33 @@ enum Command {
     /// Print the canonical form of one PDU.
     #[command(after_help = EXIT_CODES_HELP)]
     Fmt(fmt_cmd::Args),
+    /// Send one PDU to a peer and print what comes back, up to the final reply.
+    #[command(after_help = send_cmd::EXIT_HELP)]
+    Send(send_cmd::Args),
+    /// Run a reference peer: answer every request with 200 OK echoing its
+    /// body, and log every PDU and engine event.
+    #[command(after_help = listen_cmd::EXIT_HELP)]
+    Listen(listen_cmd::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Parse(args) => parse_cmd::run(&args),
         Command::Fmt(args) => fmt_cmd::run(&args),
+        Command::Send(args) => send_cmd::run(&args),
+        Command::Listen(args) => listen_cmd::run(&args),
     }
 }
 
 fn main() -> ExitCode {
     // Usage errors exit with 2 here; `--help` and `--version` with 0.
     let cli = Cli::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match run(cli) {
         Ok(status) => status.into(),
         Err(e) => {

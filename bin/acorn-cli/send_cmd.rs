@@ -1,0 +1,664 @@
+//! `acorn-cli send`: put one PDU on the wire and show what comes back.
+//!
+//! This is a raw tool, not a client of the engine: it sends the user's
+//! bytes (made wire-ready, see [`to_wire`]) from a plain socket, prints every
+//! PDU the peer sends back through the crate's codecs, and stops at the
+//! final reply to its TX-ID. The only PDU it writes itself is the `ACK` of
+//! that final reply, so that a well-behaved peer stops retransmitting it.
+
+use crate::input::{self, Source};
+use crate::{duration, json, show, Status};
+use acorn::codec::{CodecError, DatagramCodec, StreamCodec, MAX_UDP_PAYLOAD};
+use acorn::runtime::Dest;
+use acorn::wire::{Limits, ParseError, ParseOptions, Pdu, PduBuilder};
+use anyhow::{anyhow, Context as _};
+use bytes::BytesMut;
+use futures::StreamExt;
+use std::borrow::Cow;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::time::Instant;
+use tokio_util::codec::{Decoder, Encoder, FramedRead};
+
+/// `send --help`, and the README's table (keep them in sync).
+pub(crate) const EXIT_HELP: &str = "\
+Exit status:
+  0  the final reply arrived (status >= 200 with the request's TX-ID), or
+     --count PDUs arrived, or --count 0 and the PDU was sent
+  1  the PDU to send is not valid (nothing was sent)
+  2  usage or I/O error: bad address, unreadable input, socket error, TCP
+     connection refused or closed before the final reply, garbled stream
+  3  timeout: no final reply within --timeout
+  4  --check-status was given and the final reply is 4xx or 5xx";
+
+/// First UDP retransmission timer (`--retries`); it doubles after each.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+
+/// How long to wait for the peer to close a TCP connection after our ACK.
+const TCP_LINGER: Duration = Duration::from_secs(1);
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Where to send: HOST:PORT (UDP), udp://HOST:PORT or tcp://HOST:PORT.
+    #[arg(value_name = "ADDR")]
+    addr: String,
+    /// A file holding one PDU; `-` or nothing reads stdin. Bare LF line
+    /// ends become CRLF, `Content-Length` is added when there is a body
+    /// and none is given, and a missing empty line after the headers is
+    /// added (all unless --raw). The PDU is checked before it is sent.
+    #[arg(value_name = "FILE|-")]
+    input: Option<PathBuf>,
+    /// Send the input bytes exactly as they are: no line-end conversion, no
+    /// Content-Length, no validation.
+    #[arg(long)]
+    raw: bool,
+    /// Stop after N received PDUs even before the final reply; 0 sends and
+    /// exits without waiting.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// How long to wait for the final reply (e.g. 300ms, 5s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration::parse)]
+    timeout: Duration,
+    /// UDP only: resend the same bytes up to N times, 500ms after the first
+    /// send and doubling, while no PDU with the request's TX-ID has arrived.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: u32,
+    /// Do not ACK the final reply (a peer then retransmits it).
+    #[arg(long)]
+    no_ack: bool,
+    /// Exit with 4 when the final reply's status is 4xx or 5xx.
+    #[arg(long)]
+    check_status: bool,
+    /// Print each received PDU as one JSON object per line (the `parse
+    /// --json` schema), and errors as {"error":{...}}.
+    #[arg(long)]
+    json: bool,
+    /// Trace the bytes sent (`> `) and received (`< `) on stderr.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Send from this local address instead of an ephemeral port. Sends
+    /// from the same address belong to the same session at the peer.
+    #[arg(long, value_name = "HOST:PORT")]
+    bind: Option<SocketAddr>,
+}
+
+/// Why the command stopped short, with the exit status and the `kind` of
+/// its JSON error object.
+struct Fail {
+    kind: &'static str,
+    status: Status,
+    error: anyhow::Error,
+}
+
+impl Fail {
+    fn io(error: impl Into<anyhow::Error>) -> Fail {
+        Fail {
+            kind: "io",
+            status: Status::Trouble,
+            error: error.into(),
+        }
+    }
+
+    fn usage(error: impl Into<anyhow::Error>) -> Fail {
+        Fail {
+            kind: "usage",
+            status: Status::Trouble,
+            error: error.into(),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Fail {
+    fn from(e: anyhow::Error) -> Fail {
+        Fail::io(e)
+    }
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<Status> {
+    match send(args) {
+        Ok(status) => Ok(status),
+        Err(f) => {
+            let message = format!("{:#}", f.error);
+            if args.json {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", json::failure(f.kind, &message))
+                    .and_then(|()| out.flush())
+                    .context("writing to stdout")?;
+            } else {
+                eprintln!("acorn-cli: error: {message}");
+            }
+            Ok(f.status)
+        }
+    }
+}
+
+fn send(args: &Args) -> Result<Status, Fail> {
+    let dest: Dest = args
+        .addr
+        .parse()
+        .map_err(|e| Fail::usage(anyhow!("ADDR: {e}")))?;
+    let source = match &args.input {
+        None => Source::Stdin,
+        Some(p) => input::sources(std::slice::from_ref(p))
+            .map_err(Fail::usage)?
+            .remove(0),
+    };
+    let limits = Limits::default();
+    let bytes = source.read(input::read_cap(&limits))?;
+    let (wire, tx_id) = if args.raw {
+        // Still find the TX-ID, to recognise the final reply.
+        let tx = acorn::wire::parse_datagram(&bytes, &ParseOptions::lenient())
+            .ok()
+            .and_then(|p| p.tx_id().ok().flatten().map(str::to_owned));
+        (bytes, tx)
+    } else {
+        match prepare(&source, &bytes, args.json)? {
+            Ok(prepared) => prepared,
+            Err(status) => return Ok(status),
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let mut x = Exchange {
+        args,
+        dest,
+        tx_id,
+        limits,
+        received: 0,
+        seen_tx: false,
+    };
+    rt.block_on(async {
+        match dest {
+            Dest::Udp(addr) => x.udp(addr, &wire).await,
+            Dest::Tcp(addr) => x.tcp(addr, &wire).await,
+        }
+    })
+}
+
+/// Check hand-typed input and make it wire-ready. `Ok(Err(status))` when
+/// it is invalid (the diagnostic is printed).
+#[allow(clippy::type_complexity)]
+fn prepare(
+    source: &Source,
+    bytes: &[u8],
+    as_json: bool,
+) -> Result<Result<(Vec<u8>, Option<String>), Status>, Fail> {
+    // Diagnostics point into the input as typed (a missing empty line
+    // added at the end does not move anything).
+    let typed = complete_head(bytes);
+    if let Err(e) = input::check(&typed, &ParseOptions::lenient()) {
+        invalid(source.name().as_ref(), &typed, &e, as_json)?;
+        return Ok(Err(Status::Invalid));
+    }
+    let wire = to_wire(&typed);
+    let tx = match input::check(&wire, &ParseOptions::strict()) {
+        Ok(pdu) => pdu.tx_id().ok().flatten().map(str::to_owned),
+        Err(e) => {
+            let name = format!("{} (as converted for sending)", source.name());
+            invalid(&name, &wire, &e, as_json)?;
+            return Ok(Err(Status::Invalid));
+        }
+    };
+    Ok(Ok((wire, tx)))
+}
+
+/// Print a parse error: `NAME:LINE:COL: error: ...` on stderr, or the JSON
+/// error object on stdout.
+fn invalid(name: &str, bytes: &[u8], e: &ParseError, as_json: bool) -> Result<(), Fail> {
+    if as_json {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", json::error(e, bytes))
+            .and_then(|()| out.flush())
+            .context("writing to stdout")?;
+    } else {
+        let pos = e.position(bytes);
+        eprintln!("{name}:{}:{}: error: {e}", pos.line, pos.column);
+    }
+    Ok(())
+}
+
+/// Input without an empty line after its headers (a here-doc that ends
+/// with the last header) gets one: such a PDU can only mean "no body".
+fn complete_head(input: &[u8]) -> Cow<'_, [u8]> {
+    let has_empty_line = input.starts_with(b"\n")
+        || input.starts_with(b"\r\n")
+        || memchr::memmem::find(input, b"\n\n").is_some()
+        || memchr::memmem::find(input, b"\n\r\n").is_some();
+    if has_empty_line || input.is_empty() {
+        return Cow::Borrowed(input);
+    }
+    let mut v = input.to_vec();
+    if !v.ends_with(b"\n") {
+        v.push(b'\n');
+    }
+    v.push(b'\n');
+    Cow::Owned(v)
+}
+
+/// Hand-typed PDU to wire form: every head line ends in CRLF (a bare LF
+/// gets its CR), `Content-Length` is added before the empty line when there
+/// is a body and no such header, and the body is left exactly as it is.
+/// Input without an empty line is all head.
+fn to_wire(input: &[u8]) -> Vec<u8> {
+    let mut head: Vec<&[u8]> = Vec::new();
+    let mut body: &[u8] = &[];
+    let mut rest = input;
+    loop {
+        let (line, next) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match next {
+            Some(after) if line.is_empty() => {
+                body = after;
+                break;
+            }
+            Some(after) => {
+                head.push(line);
+                rest = after;
+            }
+            None => {
+                if !line.is_empty() {
+                    head.push(line);
+                }
+                break;
+            }
+        }
+    }
+    let has_length = head.iter().skip(1).any(|l| {
+        let name = l.split(|&b| b == b':').next().unwrap_or(l);
+        name.eq_ignore_ascii_case(b"Content-Length")
+    });
+    let mut out = Vec::with_capacity(input.len() + head.len() + 32);
+    for l in &head {
+        out.extend_from_slice(l);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !body.is_empty() && !has_length {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// One request and what came back.
+struct Exchange<'a> {
+    args: &'a Args,
+    dest: Dest,
+    /// The TX-ID of what we sent; `None` makes any final reply ours.
+    tx_id: Option<String>,
+    limits: Limits,
+    /// Valid PDUs received (what `--count` counts).
+    received: u64,
+    /// A PDU with our TX-ID arrived: the peer has the request, stop resending.
+    seen_tx: bool,
+}
+
+/// What a received PDU means for the exchange.
+enum Step {
+    Continue,
+    /// `--count` PDUs have arrived.
+    Enough,
+    /// The final reply, with its status.
+    Final(u16),
+}
+
+impl Exchange<'_> {
+    fn trace(&self, text: impl AsRef<str>) {
+        if self.args.verbose {
+            eprint!("{}", text.as_ref());
+        }
+    }
+
+    fn trace_bytes(&self, prefix: &str, bytes: &[u8]) {
+        if self.args.verbose {
+            eprint!("{}", show::prefixed(prefix, bytes));
+        }
+    }
+
+    fn deadline_fail(&self, unreachable: bool) -> Fail {
+        let mut msg = match &self.tx_id {
+            Some(tx) => format!(
+                "timeout: no final reply to TX-ID {tx} from {} within {:?}",
+                self.dest, self.args.timeout
+            ),
+            None => format!(
+                "timeout: no final reply from {} within {:?}",
+                self.dest, self.args.timeout
+            ),
+        };
+        msg.push_str(&format!(" ({} PDUs received)", self.received));
+        if unreachable {
+            msg.push_str("; the port was reported unreachable: is anything listening there?");
+        }
+        self.trace("* timeout\n");
+        Fail {
+            kind: "timeout",
+            status: Status::Timeout,
+            error: anyhow!(msg),
+        }
+    }
+
+    /// The exit status for a final reply.
+    fn verdict(&self, status: u16) -> Status {
+        if self.args.check_status && (400..600).contains(&status) {
+            Status::Rejected
+        } else {
+            Status::Ok
+        }
+    }
+
+    fn count_reached(&self) -> bool {
+        self.args.count.is_some_and(|n| self.received >= n)
+    }
+
+    /// Print a received PDU and decide what it means.
+    fn on_pdu(&mut self, pdu: &Pdu) -> Result<Step, Fail> {
+        if let Err(e) = pdu.validate(&self.limits) {
+            self.on_garbage(&e, pdu.as_bytes())?;
+            return Ok(Step::Continue);
+        }
+        let mut out = std::io::stdout().lock();
+        if self.args.json {
+            let v = json::pdu(pdu, &self.limits).map_err(|e| Fail::io(anyhow!("{e}")))?;
+            writeln!(out, "{v}")
+        } else {
+            let text = pdu.to_canonical();
+            // Exactly one blank line after each PDU (a PDU without a body
+            // ends with its own).
+            let sep: &[u8] = if text.ends_with(b"\n\n") || text.ends_with(b"\r\n\r\n") {
+                b""
+            } else if text.ends_with(b"\n") {
+                b"\n"
+            } else {
+                b"\n\n"
+            };
+            out.write_all(&text).and_then(|()| out.write_all(sep))
+        }
+        .and_then(|()| out.flush())
+        .context("writing to stdout")?;
+        self.received += 1;
+        let ours = match (&self.tx_id, pdu.tx_id()) {
+            (None, _) => true,
+            (Some(mine), Ok(Some(theirs))) => mine == theirs,
+            _ => false,
+        };
+        self.seen_tx |= ours;
+        match pdu.status() {
+            Some(s) if s >= 200 && ours => Ok(Step::Final(s)),
+            _ if self.count_reached() => Ok(Step::Enough),
+            _ => Ok(Step::Continue),
+        }
+    }
+
+    /// Report bytes from the peer that are not a valid PDU.
+    fn on_garbage(&self, e: &ParseError, bytes: &[u8]) -> Result<(), Fail> {
+        invalid(&self.dest.to_string(), bytes, e, self.args.json)
+    }
+
+    /// `ACORN/1.0 000 ACK` for `reply` (SPEC §4): its TX-ID, a Message-ID
+    /// of our own, `Ack-Message-ID`, From/To swapped. No `Seq`: the user
+    /// numbers the session by hand, and an ACK without one is taken outside
+    /// the session's stream.
+    fn ack_for(reply: &Pdu) -> anyhow::Result<PduBuilder> {
+        let mut a = PduBuilder::ack();
+        if let Ok(Some(tx)) = reply.tx_id() {
+            a.header("TX-ID", tx.to_owned())?;
+        }
+        a.header("Message-ID", format!("cli-{:016x}", rand::random::<u64>()))?;
+        if let Ok(Some(m)) = reply.message_id() {
+            a.header("Ack-Message-ID", m.to_owned())?;
+        }
+        if let Ok(Some(to)) = reply.to() {
+            a.header("From", to.to_string())?;
+        }
+        if let Ok(Some(from)) = reply.from() {
+            a.header("To", from.to_string())?;
+        }
+        Ok(a)
+    }
+
+    async fn udp(&mut self, addr: SocketAddr, wire: &[u8]) -> Result<Status, Fail> {
+        let local = self.args.bind.unwrap_or_else(|| wildcard(addr));
+        let sock = UdpSocket::bind(local)
+            .await
+            .with_context(|| format!("binding UDP {local}"))?;
+        sock.connect(addr)
+            .await
+            .with_context(|| format!("connecting UDP to {addr}"))?;
+        if let Ok(me) = sock.local_addr() {
+            self.trace(format!("* {} from {me}\n", self.dest));
+        }
+        let start = Instant::now();
+        let deadline = start + self.args.timeout;
+        self.trace_bytes("> ", wire);
+        sock.send(wire)
+            .await
+            .with_context(|| format!("sending to {}", self.dest))?;
+        if self.args.count == Some(0) {
+            return Ok(Status::Ok);
+        }
+        let mut codec = DatagramCodec::new(ParseOptions::strict());
+        let mut buf = vec![0u8; MAX_UDP_PAYLOAD + 1];
+        let mut interval = FIRST_RETRY;
+        let mut next_resend = (self.args.retries > 0).then(|| start + interval);
+        let mut resent = 0;
+        let mut unreachable = false;
+        loop {
+            let resend_at = next_resend.filter(|_| !self.seen_tx);
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return Err(self.deadline_fail(unreachable)),
+                _ = sleep_until(resend_at) => {
+                    resent += 1;
+                    self.trace(format!("* resend {resent}/{}\n", self.args.retries));
+                    self.trace_bytes("> ", wire);
+                    sock.send(wire)
+                        .await
+                        .with_context(|| format!("sending to {}", self.dest))?;
+                    interval = interval.saturating_mul(2);
+                    next_resend = (resent < self.args.retries).then(|| Instant::now() + interval);
+                }
+                r = sock.recv(&mut buf) => match r {
+                    Ok(n) => {
+                        let data = &buf[..n];
+                        self.trace_bytes("< ", data);
+                        let mut b = BytesMut::from(data);
+                        let item = codec.decode(&mut b).map_err(Fail::io)?;
+                        match item {
+                            None => self.trace("* empty datagram ignored\n"),
+                            Some(Err(e)) => self.on_garbage(&e, data)?,
+                            Some(Ok(pdu)) => match self.on_pdu(&pdu)? {
+                                Step::Continue => {}
+                                Step::Enough => return Ok(Status::Ok),
+                                Step::Final(status) => {
+                                    if !self.args.no_ack {
+                                        let mut out = BytesMut::new();
+                                        codec
+                                            .encode(Self::ack_for(&pdu)?, &mut out)
+                                            .map_err(Fail::io)?;
+                                        self.trace_bytes("> ", &out);
+                                        sock.send(&out)
+                                            .await
+                                            .with_context(|| format!("sending the ACK to {}", self.dest))?;
+                                    }
+                                    return Ok(self.verdict(status));
+                                }
+                            },
+                        }
+                    }
+                    // ICMP port unreachable, reported on a connected socket.
+                    // Not fatal: a peer may come up before the deadline
+                    // (with --retries); the timeout message says it.
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        unreachable = true;
+                        self.trace("* port unreachable\n");
+                    }
+                    Err(e) => return Err(Fail::io(anyhow!(e).context(format!("receiving from {}", self.dest)))),
+                }
+            }
+        }
+    }
+
+    async fn tcp(&mut self, addr: SocketAddr, wire: &[u8]) -> Result<Status, Fail> {
+        let deadline = Instant::now() + self.args.timeout;
+        let connect = async {
+            match self.args.bind {
+                None => TcpStream::connect(addr).await,
+                Some(local) => {
+                    let s = if local.is_ipv4() {
+                        TcpSocket::new_v4()?
+                    } else {
+                        TcpSocket::new_v6()?
+                    };
+                    s.set_reuseaddr(true)?;
+                    s.bind(local)?;
+                    s.connect(addr).await
+                }
+            }
+        };
+        let stream = match tokio::time::timeout_at(deadline, connect).await {
+            Err(_) => return Err(self.deadline_fail(false)),
+            Ok(r) => r.with_context(|| format!("connecting to {}", self.dest))?,
+        };
+        let _ = stream.set_nodelay(true);
+        if let Ok(me) = stream.local_addr() {
+            self.trace(format!("* {} from {me}\n", self.dest));
+        }
+        let (read, mut write) = stream.into_split();
+        self.trace_bytes("> ", wire);
+        write
+            .write_all(wire)
+            .await
+            .with_context(|| format!("sending to {}", self.dest))?;
+        if self.args.count == Some(0) {
+            let _ = write.shutdown().await;
+            return Ok(Status::Ok);
+        }
+        let mut codec = StreamCodec::new(ParseOptions::strict());
+        let mut frames = FramedRead::new(read, codec.clone());
+        let status = loop {
+            let item = tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return Err(self.deadline_fail(false)),
+                item = frames.next() => item,
+            };
+            match item {
+                Some(Ok(pdu)) => {
+                    self.trace_bytes("< ", pdu.as_bytes());
+                    match self.on_pdu(&pdu)? {
+                        Step::Continue => {}
+                        Step::Enough => break Status::Ok,
+                        Step::Final(status) => {
+                            if !self.args.no_ack {
+                                let mut out = BytesMut::new();
+                                codec
+                                    .encode(Self::ack_for(&pdu)?, &mut out)
+                                    .map_err(Fail::io)?;
+                                self.trace_bytes("> ", &out);
+                                write
+                                    .write_all(&out)
+                                    .await
+                                    .with_context(|| format!("sending the ACK to {}", self.dest))?;
+                            }
+                            break self.verdict(status);
+                        }
+                    }
+                }
+                Some(Err(CodecError::Parse { error, .. })) => {
+                    let buffered = frames.read_buffer().clone();
+                    self.trace_bytes("< ", &buffered);
+                    self.on_garbage(&error, &buffered)?;
+                    return Err(Fail::io(anyhow!(
+                        "the stream from {} is out of sync after an invalid PDU",
+                        self.dest
+                    )));
+                }
+                Some(Err(e)) => {
+                    return Err(Fail::io(
+                        anyhow!(e).context(format!("receiving from {}", self.dest)),
+                    ))
+                }
+                None => {
+                    return Err(Fail::io(anyhow!(
+                        "{} closed the connection before the final reply ({} PDUs received)",
+                        self.dest,
+                        self.received
+                    )))
+                }
+            }
+        };
+        // Close our side and let the peer close its own, so that nothing
+        // we leave unread turns the close into a reset that could destroy
+        // the ACK before the peer reads it.
+        let _ = write.shutdown().await;
+        let _ = tokio::time::timeout(TCP_LINGER, async {
+            while let Some(Ok(_)) = frames.next().await {}
+        })
+        .await;
+        Ok(status)
+    }
+}
+
+/// Sleep until `at`, or forever.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The unspecified address of `addr`'s family, port 0.
+fn wildcard(addr: SocketAddr) -> SocketAddr {
+    if addr.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{complete_head, to_wire};
+
+    #[test]
+    fn lf_becomes_crlf_and_length_is_added() {
+        let w = to_wire(b"PUT /x ACORN/1.0\nTX-ID: 1\n\nhello\n");
+        assert_eq!(
+            w,
+            b"PUT /x ACORN/1.0\r\nTX-ID: 1\r\nContent-Length: 6\r\n\r\nhello\n"
+        );
+    }
+
+    #[test]
+    fn crlf_input_and_given_length_are_kept() {
+        let src = b"PUT /x ACORN/1.0\r\ncontent-length: 2\r\n\r\nhi";
+        assert_eq!(to_wire(src), src);
+        let src = b"REG / ACORN/1.0\r\nTX-ID: 1\r\n\r\n";
+        assert_eq!(to_wire(src), src);
+    }
+
+    #[test]
+    fn missing_empty_line_is_added() {
+        let typed = complete_head(b"REG / ACORN/1.0\nTX-ID: 1\n");
+        assert_eq!(&*typed, b"REG / ACORN/1.0\nTX-ID: 1\n\n");
+        assert_eq!(to_wire(&typed), b"REG / ACORN/1.0\r\nTX-ID: 1\r\n\r\n");
+        let typed = complete_head(b"REG / ACORN/1.0\nTX-ID: 1");
+        assert_eq!(to_wire(&typed), b"REG / ACORN/1.0\r\nTX-ID: 1\r\n\r\n");
+        // An empty line present: nothing added, the rest is the body.
+        let typed = complete_head(b"REG / ACORN/1.0\n\nbody");
+        assert_eq!(&*typed, b"REG / ACORN/1.0\n\nbody");
+    }
+
+    #[test]
+    fn body_line_ends_are_not_touched() {
+        let w = to_wire(b"PUT /x ACORN/1.0\n\na\nb\r\n");
+        assert_eq!(w, b"PUT /x ACORN/1.0\r\nContent-Length: 5\r\n\r\na\nb\r\n");
+    }
+}
