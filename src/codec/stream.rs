@@ -5,19 +5,34 @@
 //! `tokio_util` codec for that framing.
 //!
 //! # How a PDU is decoded
-//! 1. **Find the end of the head.** The bytes are scanned for line feeds
-//!    once, resuming where the previous call stopped, so a head that arrives
-//!    one byte per read costs linear work ([`StreamCodec::bytes_scanned`]
-//!    counts it). While scanning, each line is held to `max_line_len` and
-//!    the head to `max_head_len`, so the error comes as soon as the buffered
-//!    head has passed a limit, before `Framed` reads (and buffers) more.
-//! 2. **Parse the head once** with [`parse_head`], which applies the grammar
-//!    and the remaining limits and validates `Content-Length` (digits only,
-//!    repeated values must agree, at most `max_body_len`).
+//! 1. **First look: parse what is there.** When a new PDU starts and bytes
+//!    are buffered, the decoder hands them (at most `max_head_len + 1`) to
+//!    [`parse_head`]. With pipelined PDUs, or a head that came in one read,
+//!    the head is complete and this single pass is all the work there is:
+//!    the parser finds the lines, applies the grammar and every limit, and
+//!    validates `Content-Length` (digits only, repeated values agree, at
+//!    most `max_body_len`). Any error it reports is final: a complete line
+//!    never becomes valid, and a line or head over its limit stays over it.
+//! 2. **Otherwise scan as bytes arrive.** If the parser only found the head
+//!    unfinished, the decoder scans for the empty line, resuming where the
+//!    previous call stopped, so a head that arrives one byte per read costs
+//!    linear work ([`StreamCodec::bytes_scanned`],
+//!    [`StreamCodec::bytes_parsed`]). Each line is held to `max_line_len`
+//!    and the CRLF rule and the head to `max_head_len` as it is scanned, so
+//!    the error comes as soon as the buffered head has passed a limit,
+//!    before `Framed` reads (and buffers) more. When the empty line is found
+//!    the head is parsed, once.
 //! 3. **Wait for the body.** The buffer is grown once to hold the whole PDU
 //!    (up to [`StreamCodec::with_reserve_limit`]), then the PDU is cut off
 //!    the buffer with `split_to(..).freeze()`: the returned [`Pdu`] shares
 //!    the read buffer, nothing is copied.
+//!
+//! The verdict never depends on how the input was split: whichever way the
+//! head is found, an error is the parser's verdict on the same bytes (the
+//! head, or its first `max_head_len + 1` bytes), so it names the first
+//! offending line exactly as `parse_datagram` would. The tests check this at
+//! every split point of the corpus, and the `stream_chunks` fuzz target
+//! against random splits.
 //!
 //! # After an error
 //! A framing error means the receiver no longer knows where the next PDU
@@ -54,6 +69,12 @@ enum State {
     Failed(Failure),
 }
 
+/// The state at the start of a PDU.
+const NEW_HEAD: State = State::Head {
+    scanned: 0,
+    line_start: 0,
+};
+
 /// What one scan of the buffered head found.
 enum Scan {
     /// The head is the first `n` bytes.
@@ -76,7 +97,8 @@ pub struct StreamCodec {
     state: State,
     reserve_limit: usize,
     bytes_scanned: u64,
-    heads_parsed: u64,
+    parse_calls: u64,
+    bytes_parsed: u64,
     /// Stream offset of the first byte of the current PDU.
     pdu_start: u64,
 }
@@ -92,13 +114,11 @@ impl StreamCodec {
     pub fn new(opts: ParseOptions) -> Self {
         StreamCodec {
             opts,
-            state: State::Head {
-                scanned: 0,
-                line_start: 0,
-            },
+            state: NEW_HEAD,
             reserve_limit: DEFAULT_RESERVE_LIMIT,
             bytes_scanned: 0,
-            heads_parsed: 0,
+            parse_calls: 0,
+            bytes_parsed: 0,
             pdu_start: 0,
         }
     }
@@ -123,17 +143,25 @@ impl StreamCodec {
         &self.opts
     }
 
-    /// Bytes the head scanner has examined since the codec was created. Each
-    /// buffered head byte is examined once however the input is split, so
-    /// this stays at (at most) the total head length; tests use it to check
-    /// that decoding is linear.
+    /// Bytes the head scanner has examined since the codec was created.
+    /// The scan resumes where it stopped, so each head byte is examined at
+    /// most once however the input is split, and bodies never are. Tests
+    /// use it, with [`Self::bytes_parsed`], to check that decoding is linear.
     pub fn bytes_scanned(&self) -> u64 {
         self.bytes_scanned
     }
 
-    /// How many times the head parser ran (once per complete head).
-    pub fn heads_parsed(&self) -> u64 {
-        self.heads_parsed
+    /// Bytes [`parse_head`] has worked through since the codec was created:
+    /// the head for a successful parse, everything it was given otherwise.
+    pub fn bytes_parsed(&self) -> u64 {
+        self.bytes_parsed
+    }
+
+    /// Calls of [`parse_head`]: one per PDU whose head was complete at the
+    /// first look, two when it was not (the first look, then the parse of
+    /// the completed head).
+    pub fn parse_calls(&self) -> u64 {
+        self.parse_calls
     }
 
     /// Stream offset of the first byte of the PDU being decoded (the total
@@ -154,7 +182,9 @@ impl StreamCodec {
 
     /// Scan `buf` for the empty line that ends the head, starting where the
     /// last call stopped. Only bytes below `max_head_len` are examined: the
-    /// head's last line feed must lie there.
+    /// head's last line feed must lie there. Each line feed ends a line that
+    /// is checked against `max_line_len` and the CRLF rule right away, so an
+    /// incomplete head fails as soon as it breaks a limit.
     fn scan_head(&mut self, buf: &[u8]) -> Scan {
         let State::Head {
             scanned,
@@ -213,6 +243,50 @@ impl StreamCodec {
         Scan::Partial
     }
 
+    /// [`parse_head`], counted: a parsed head counts its length (the
+    /// parser stops at the empty line), a failure all of `buf`.
+    #[inline(always)]
+    fn parse(&mut self, buf: &[u8]) -> Result<Head, ParseError> {
+        self.parse_calls += 1;
+        let r = parse_head(buf, &self.opts);
+        self.bytes_parsed += r.as_ref().map_or(buf.len(), Head::len) as u64;
+        r
+    }
+
+    /// The length of the PDU `head` starts, checked to fit the spans of a
+    /// [`Pdu`] (`parse_head` has already capped `Content-Length` at
+    /// `max_body_len`).
+    fn pdu_len(&mut self, head: &Head) -> Result<usize, CodecError> {
+        match head.len().checked_add(head.body_len()) {
+            Some(t) if t <= u32::MAX as usize => Ok(t),
+            _ => Err(self.fail_parse(ParseError::new(
+                ErrorKind::Limit(Limit::BodySize),
+                head.len(),
+                "a PDU under 4 GiB",
+            ))),
+        }
+    }
+
+    /// A parsed head: cut the PDU out of the buffer if it is all there,
+    /// else reserve room for it and wait.
+    #[inline(always)]
+    fn frame(&mut self, head: Head, src: &mut BytesMut) -> Result<Option<Pdu>, CodecError> {
+        let total = self.pdu_len(&head)?;
+        if src.len() < total {
+            self.reserve_body(src, total);
+            self.state = State::Body { head, total };
+            return Ok(None);
+        }
+        self.state = NEW_HEAD;
+        self.pdu_start += total as u64;
+        Ok(Some(head.into_pdu(src.split_to(total).freeze())))
+    }
+
+    /// Grow the buffer towards the whole PDU (see [`Self::with_reserve_limit`]).
+    fn reserve_body(&self, src: &mut BytesMut, total: usize) {
+        src.reserve((total - src.len()).min(self.reserve_limit));
+    }
+
     /// Enter the failed state and return the error.
     fn fail(&mut self, failure: Failure) -> CodecError {
         let err = failure.to_error();
@@ -235,8 +309,7 @@ impl StreamCodec {
     /// never on how the input was split across reads.
     fn invalid_head(&mut self, buf: &[u8], scanner: ParseError) -> CodecError {
         let cut = buf.len().min(self.max_head().saturating_add(1));
-        self.heads_parsed += 1;
-        let error = match parse_head(&buf[..cut], &self.opts) {
+        let error = match self.parse(&buf[..cut]) {
             Err(e) if e.kind != ErrorKind::UnterminatedHead => e,
             _ => scanner,
         };
@@ -250,51 +323,40 @@ impl Decoder for StreamCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Pdu>, CodecError> {
         match &self.state {
-            State::Failed(f) => return Err(f.to_error()),
-            State::Head { .. } => match self.scan_head(src) {
-                Scan::Partial => return Ok(None),
-                Scan::Invalid(e) => return Err(self.invalid_head(src, e)),
-                Scan::Complete(head_len) => {
-                    self.heads_parsed += 1;
-                    let head = match parse_head(&src[..head_len], &self.opts) {
-                        Ok(h) => h,
-                        Err(e) => return Err(self.fail_parse(e)),
-                    };
-                    // parse_head has capped Content-Length at max_body_len;
-                    // spans inside a PDU are u32, so the whole PDU must fit.
-                    let total = match head_len.checked_add(head.body_len()) {
-                        Some(t) if t <= u32::MAX as usize => t,
-                        _ => {
-                            return Err(self.fail_parse(ParseError::new(
-                                ErrorKind::Limit(Limit::BodySize),
-                                head_len,
-                                "a PDU under 4 GiB",
-                            )))
-                        }
-                    };
-                    self.state = State::Body { head, total };
+            State::Failed(f) => Err(f.to_error()),
+            State::Body { total, .. } => {
+                let total = *total;
+                if src.len() < total {
+                    self.reserve_body(src, total);
+                    return Ok(None);
                 }
-            },
-            State::Body { .. } => {}
+                let State::Body { head, .. } = std::mem::replace(&mut self.state, NEW_HEAD) else {
+                    unreachable!("matched above")
+                };
+                self.pdu_start += total as u64;
+                Ok(Some(head.into_pdu(src.split_to(total).freeze())))
+            }
+            State::Head { scanned, .. } => {
+                if *scanned == 0 && !src.is_empty() {
+                    // First look at a new PDU.
+                    let cut = src.len().min(self.max_head().saturating_add(1));
+                    match self.parse(&src[..cut]) {
+                        Ok(head) => return self.frame(head, src),
+                        Err(e) if e.kind == ErrorKind::UnterminatedHead => {}
+                        Err(e) => return Err(self.fail_parse(e)),
+                    }
+                }
+                let head_len = match self.scan_head(src) {
+                    Scan::Partial => return Ok(None),
+                    Scan::Invalid(e) => return Err(self.invalid_head(src, e)),
+                    Scan::Complete(n) => n,
+                };
+                match self.parse(&src[..head_len]) {
+                    Ok(head) => self.frame(head, src),
+                    Err(e) => Err(self.fail_parse(e)),
+                }
+            }
         }
-        let State::Body { total, .. } = self.state else {
-            unreachable!("the head is complete here")
-        };
-        if src.len() < total {
-            src.reserve((total - src.len()).min(self.reserve_limit));
-            return Ok(None);
-        }
-        let State::Body { head, .. } = std::mem::replace(
-            &mut self.state,
-            State::Head {
-                scanned: 0,
-                line_start: 0,
-            },
-        ) else {
-            unreachable!("the head is complete here")
-        };
-        self.pdu_start += total as u64;
-        Ok(Some(head.into_pdu(src.split_to(total).freeze())))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Pdu>, CodecError> {
