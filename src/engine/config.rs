@@ -1,5 +1,8 @@
 //! Engine configuration: retry policy, timers and every bound, named.
 
+use super::integrity::IntegrityConfig;
+use super::segment::SegmentConfig;
+use super::timing::Timestamp;
 use crate::wire::{ParseOptions, SessionMode};
 use std::time::Duration;
 
@@ -71,6 +74,9 @@ pub struct EngineLimits {
     /// How far ahead of the next expected Seq a PDU may be before it is a
     /// protocol violation (dropped, not NACKed).
     pub max_seq_ahead: u64,
+    /// IP addresses whose failed resume attempts are counted; past it the
+    /// oldest entry is forgotten.
+    pub max_resume_failure_peers: usize,
     /// Disjoint ranges of received Seqs remembered per unordered session
     /// for duplicate suppression; past it the oldest ranges are folded into
     /// the floor (anything below is treated as a duplicate).
@@ -89,6 +95,7 @@ impl Default for EngineLimits {
             max_nack_ranges: 64,
             max_seq_ahead: 65_536,
             max_seen_ranges: 256,
+            max_resume_failure_peers: 4096,
         }
     }
 }
@@ -101,6 +108,18 @@ pub enum ModePolicy {
     AgreeRequested,
     /// Always answer with this mode (the client NACKs if it differs).
     Force(SessionMode),
+}
+
+/// What a server does with a `REG` that names a `Session-ID` it does not
+/// hold (it restarted, or the idle timeout removed the session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResumePolicy {
+    /// Answer `404 Unknown Session`; the client opens a fresh session.
+    #[default]
+    Refuse,
+    /// Open a new session adopting the id, answered with
+    /// `Session-Status: new` so the client knows to send its state again.
+    AdoptAsNew,
 }
 
 /// Everything that shapes an [`Endpoint`](super::Endpoint).
@@ -127,10 +146,32 @@ pub struct Config {
     pub mode_policy: ModePolicy,
     /// Refuse (`400`) requests without `From` or `To` (SPEC §5 allows it).
     pub require_from_to: bool,
+    /// Unknown `Session-ID` on resumption.
+    pub resume_policy: ResumePolicy,
+    /// Failed resume/join attempts one IP address may make per
+    /// `resume_failure_window`; past it every attempt gets the same refusal
+    /// without any lookup (ids cannot be guessed by trying).
+    pub resume_failures_per_window: u32,
+    /// The window of `resume_failures_per_window`.
+    pub resume_failure_window: Duration,
     /// Parser options for incoming datagrams.
     pub parse: ParseOptions,
     /// Bounds.
     pub limits: EngineLimits,
+    /// Largest datagram this node sends to a datagram peer, in bytes: a
+    /// request that would encode larger is segmented (SPEC §7). Default
+    /// 1,200, which crosses any path with an MTU of 1,280 (the IPv6
+    /// minimum) after IP and UDP headers. Stream peers (see
+    /// [`Endpoint::set_stream_peer`](super::Endpoint::set_stream_peer)) are
+    /// never segmented.
+    pub max_datagram: usize,
+    /// Segmentation and reassembly.
+    pub segments: SegmentConfig,
+    /// Hashes added on send, and the HMAC keys.
+    pub integrity: IntegrityConfig,
+    /// `TS` or `Date` on requests and replies (refreshed when a request is
+    /// retransmitted).
+    pub timestamp: Timestamp,
 }
 
 impl Default for Config {
@@ -145,8 +186,15 @@ impl Default for Config {
             session_idle_timeout: Duration::from_secs(120),
             mode_policy: ModePolicy::default(),
             require_from_to: false,
+            resume_policy: ResumePolicy::default(),
+            resume_failures_per_window: 5,
+            resume_failure_window: Duration::from_secs(60),
             parse: ParseOptions::default(),
             limits: EngineLimits::default(),
+            max_datagram: 1200,
+            segments: SegmentConfig::default(),
+            integrity: IntegrityConfig::default(),
+            timestamp: Timestamp::default(),
         }
     }
 }

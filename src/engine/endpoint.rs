@@ -27,6 +27,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tracing::{debug, trace, warn};
 
+mod resume;
+// Segmentation, integrity, timing headers and `To` (SPEC §5, §7): see `transfer`.
+mod transfer;
+
 const H_SEQ: HeaderName = HeaderName::from_static("Seq");
 const H_ACK_SEQ: HeaderName = HeaderName::from_static("Ack-Seq");
 const H_NEED_SEQ: HeaderName = HeaderName::from_static("Need-Seq");
@@ -56,6 +60,8 @@ pub struct Stats {
     pub duplicates: u64,
     /// Received datagrams that did not parse.
     pub malformed: u64,
+    /// Segments resent because later segments were acknowledged first.
+    pub fast_retransmits: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,6 +76,10 @@ enum OutKind {
     App,
     Reg,
     Bye,
+    /// A resume handshake (outside the Seq stream).
+    Resume,
+    /// One segment of a segmented request (see `transfer`).
+    Segment,
 }
 
 /// A request we sent.
@@ -142,6 +152,9 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
+    transfers: transfer::Transfers,
+    resume_failures: HashMap<std::net::IpAddr, resume::Failures>,
+    resume_failure_order: VecDeque<std::net::IpAddr>,
 }
 
 fn ack_dest<B: AsRef<[u8]>>(pdu: &PduView<B>, source: SocketAddr) -> SocketAddr {
@@ -196,6 +209,9 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            transfers: transfer::Transfers::default(),
+            resume_failures: HashMap::new(),
+            resume_failure_order: VecDeque::new(),
         }
     }
 
@@ -246,13 +262,15 @@ impl Endpoint {
 
     /// When [`Endpoint::handle_timeout`] should next be called.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        // Reassembly expiry is kept by `transfer`, outside the timer heap.
+        let reassembly = self.transfer_deadline();
         while let Some(Reverse((at, key))) = self.timers.peek().copied() {
             if self.timer_live(at, key) {
-                return Some(at);
+                return Some(reassembly.map_or(at, |r| r.min(at)));
             }
             self.timers.pop();
         }
-        None
+        reassembly
     }
 
     fn timer_live(&self, at: Instant, key: TimerKey) -> bool {
@@ -473,6 +491,13 @@ impl Endpoint {
         self.stamp_addressing(&mut b, None);
         let max = self.cfg.retry.max_attempts.max(1);
         let _ = b.set_value(&H_ATTEMPT, Bytes::from(format!("1/{max}")));
+        // TS/Date and To; over the datagram budget the request goes as
+        // segments (SPEC §7), else it gets its content hashes (`transfer`).
+        self.stamp_request(now, dest, &mut b);
+        if kind == OutKind::App && self.over_budget(dest, session, &b) {
+            return self.start_segmented(now, dest, session, b, tx_id, message_id);
+        }
+        self.stamp_content_hash(dest, &mut b);
         let (seq, _) = self.send_pdu(session, b.clone(), dest, SentKind::Other);
         if let (Some(seq), Some(sid)) = (seq, session) {
             b.set_number(&H_SEQ, seq);
@@ -581,6 +606,7 @@ impl Endpoint {
         let message_id = self.new_id("m");
         let _ = reply.set_value(&H_MESSAGE_ID, Bytes::from(message_id.clone()));
         self.stamp_addressing(&mut reply, requester.as_deref());
+        self.stamp_reply(now, dest, &mut reply); // TS/Date, Content-Hash (`transfer`)
         let session = session.filter(|s| self.sessions.contains_key(s));
         let (seq, payload) = self.send_pdu(session, reply, dest, SentKind::Other);
         if let Some(t) = self.in_txs.get_mut(&id.0) {
@@ -622,6 +648,18 @@ impl Endpoint {
             self.violation(from, Violation::UnsupportedVersion);
             self.refuse(now, &pdu, from, 505, "Version Not Supported");
             return;
+        }
+        // Resumption handshakes bypass the Seq streams (see `resume`).
+        if let Some(id) = self.resume_reply_for(&pdu) {
+            self.resume_answered(now, from, id, pdu);
+            return;
+        }
+        if pdu.method() == Some("REG") {
+            if let Ok(Some(id)) = pdu.session_id() {
+                let id = id.to_owned();
+                self.server_resume(now, from, pdu, id);
+                return;
+            }
         }
         let seq = pdu.seq().ok().flatten();
         // A REG that asks for a mode opens (or re-opens) a session.
@@ -933,6 +971,11 @@ impl Endpoint {
             }
             return;
         }
+        // Hashes checked, segments reassembled (`transfer`): only a whole,
+        // intact request is delivered.
+        let Some(pdu) = self.accept_request(now, from, session, id, pdu) else {
+            return;
+        };
         self.emit(Event::RequestReceived {
             id: IncomingId(id),
             peer: from,
@@ -973,6 +1016,10 @@ impl Endpoint {
     }
 
     fn incoming_ack(&mut self, now: Instant, from: SocketAddr, session: Option<u64>, pdu: &Pdu) {
+        // The ACK of one segment of a segmented request (`transfer`).
+        if self.segment_ack(now, pdu) {
+            return;
+        }
         let ack_mid = pdu.ack_message_id().ok().flatten();
         // Our request? (An ACK without TX-ID, as in the BYE example, matches
         // the session's pending BYE.)
@@ -1063,6 +1110,10 @@ impl Endpoint {
             }
             return;
         }
+        if kind == OutKind::Segment {
+            self.segment_acked(now, id, sample); // the next segment goes (`transfer`)
+            return;
+        }
         self.emit(Event::Acked {
             request: RequestId(id),
         });
@@ -1078,6 +1129,7 @@ impl Endpoint {
     fn finish_out(&mut self, id: u64) -> Option<OutTx> {
         let t = self.out_txs.remove(&id)?;
         self.out_by_tx.remove(&t.tx_id);
+        self.segments_finished(id); // stop a segmented request's segments
         Some(t)
     }
 
@@ -1098,6 +1150,10 @@ impl Endpoint {
     }
 
     fn incoming_reply(&mut self, now: Instant, from: SocketAddr, session: Option<u64>, pdu: Pdu) {
+        // A reply whose hash does not match is dropped unacknowledged (`transfer`).
+        if !self.reply_intact(from, session, &pdu) {
+            return;
+        }
         let Some(id) = self.find_out(&pdu) else {
             self.duplicate(now, from, &pdu);
             return;
@@ -1163,6 +1219,12 @@ impl Endpoint {
         if let Ok(Some(id)) = pdu.session_id() {
             s.session_id = Some(id.to_owned());
             self.session_by_id.insert(id.to_owned(), sid);
+        }
+        if let Some(token) = pdu
+            .header("Channel-Token")
+            .and_then(|t| std::str::from_utf8(t).ok())
+        {
+            s.channel_token = Some(token.to_owned());
         }
         if agreed != requested {
             let mut n = PduBuilder::nack();
@@ -1243,6 +1305,8 @@ impl Endpoint {
         s.next_in = Some(pdu.seq().ok().flatten().map_or(0, |q| q.saturating_add(1)));
         let session_id = self.new_session_id();
         s.session_id = Some(session_id.clone());
+        let token = self.new_session_id();
+        s.channel_token = Some(token.clone());
         self.sessions.insert(sid, s);
         self.session_by_peer.insert(from, sid);
         self.session_by_id.insert(session_id.clone(), sid);
@@ -1270,6 +1334,11 @@ impl Endpoint {
         );
         let mut ok = PduBuilder::static_reply(200, "OK");
         let _ = ok.set_value(&H_SET_MODE, Bytes::from_static(agreed.as_str().as_bytes()));
+        // The one-time token a second channel presents to join (seed 002).
+        let _ = ok.set_value(
+            &HeaderName::from_static("Channel-Token"),
+            Bytes::from(token),
+        );
         let _ = self.respond(now, IncomingId(id), ok);
         debug!(session = sid, %from, ?agreed, "session accepted");
         self.emit(Event::SessionOpened {
@@ -1460,6 +1529,20 @@ impl Endpoint {
         if self.session_by_peer.get(&s.peer) == Some(&sid) {
             self.session_by_peer.remove(&s.peer);
         }
+        if !s.channels.is_empty() {
+            // Losing the session closes every channel bound to it (seed 002).
+            for c in &s.channels {
+                if self.session_by_peer.get(c) == Some(&sid) {
+                    self.session_by_peer.remove(c);
+                }
+            }
+            let mut peers = vec![s.peer];
+            peers.extend(s.channels.iter().copied());
+            self.emit(Event::ChannelsClosed {
+                session: SessionHandle(sid),
+                peers,
+            });
+        }
         if let Some(id) = &s.session_id {
             if self.session_by_id.get(id) == Some(&sid) {
                 self.session_by_id.remove(id);
@@ -1491,6 +1574,7 @@ impl Endpoint {
 
     /// Run every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_transfers(now); // partial payloads past their time
         while let Some(Reverse((at, key))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -1547,8 +1631,11 @@ impl Endpoint {
                 (OutKind::App, _) => self.emit(Event::RequestTimedOut {
                     request: RequestId(id),
                 }),
-                (OutKind::Reg, Some(sid)) => self.drop_session(sid, CloseReason::Timeout),
+                (OutKind::Reg | OutKind::Resume, Some(sid)) => {
+                    self.drop_session(sid, CloseReason::Timeout)
+                }
                 (OutKind::Bye, Some(sid)) => self.drop_session(sid, CloseReason::Local),
+                (OutKind::Segment, _) => self.segment_failed(id), // fails its request
                 (_, None) => {}
             }
             return;
@@ -1560,6 +1647,7 @@ impl Endpoint {
             .set_value(&H_ATTEMPT, Bytes::from(format!("{attempt}/{max}")));
         let (dest, session, seq) = (t.dest, t.session, t.seq);
         let mut b = t.builder.clone();
+        self.restamp(now, &mut b); // TS/Date of this try (SPEC §6)
         if let (Some(sid), Some(seq)) = (session, seq) {
             if let Some(s) = self.sessions.get_mut(&sid) {
                 if let Some(a) = s.ack_floor() {
@@ -1644,8 +1732,13 @@ impl Endpoint {
 
 /// The key that makes a request unique (SPEC §6): TX-ID, else Message-ID.
 fn request_key(pdu: &Pdu) -> Option<String> {
-    match pdu.tx_id() {
+    let key = match pdu.tx_id() {
         Ok(Some(t)) => Some(format!("t:{t}")),
         _ => pdu.message_id().ok().flatten().map(|m| format!("m:{m}")),
+    };
+    // Segments share their payload's TX-ID: each is its own transaction.
+    match transfer::segment_key_suffix(pdu) {
+        Some(suffix) => key.map(|k| k + &suffix),
+        None => key,
     }
 }

@@ -1,5 +1,6 @@
 //! What the engine hands back: datagrams to send and events for the application.
 
+use super::integrity::Unchecked;
 use crate::wire::{ParseError, Pdu, SessionMode};
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ pub enum CloseReason {
     },
     /// The server refused the `REG` with this status.
     Refused { status: u16 },
+    /// The server refused to resume (unknown or expired `Session-ID`).
+    ResumeRefused { status: u16 },
 }
 
 /// A bound of [`EngineLimits`](super::EngineLimits) that was hit.
@@ -63,6 +66,14 @@ pub enum EngineLimit {
     ReorderBuffer,
     RetransmitBuffer,
     SeenRanges,
+    /// [`SegmentConfig::max_reassemblies`](super::SegmentConfig::max_reassemblies).
+    Reassemblies,
+    /// [`SegmentConfig::max_reassembly_bytes`](super::SegmentConfig::max_reassembly_bytes).
+    ReassemblyBytes,
+    /// [`SegmentConfig::max_payload_len`](super::SegmentConfig::max_payload_len).
+    PayloadSize,
+    /// [`SegmentConfig::max_segments`](super::SegmentConfig::max_segments).
+    SegmentCount,
 }
 
 /// Something a peer did wrong; logged and reported, never fatal to the endpoint.
@@ -82,6 +93,14 @@ pub enum Violation {
     UnsupportedVersion,
     /// A request without `From`/`To` while they are required (answered `400`).
     MissingAddressing,
+    /// Segments of one payload disagree (`Segment-Count`, `Payload-Length`,
+    /// or the reassembled length; answered `400`).
+    SegmentsInconsistent { reason: &'static str },
+    /// A segment with neither `Segment-ID` nor `TX-ID`: it cannot be
+    /// reassembled (answered `400`).
+    SegmentWithoutId,
+    /// A resume or join with an unknown id or a wrong token (answered `404`).
+    ResumeRejected,
 }
 
 /// Events for the application, in the order they happened.
@@ -113,6 +132,26 @@ pub enum Event {
         mode: SessionMode,
         session_id: Option<String>,
     },
+    /// A session continued after a reconnect: each side resends what the
+    /// other lacks; nothing is lost or delivered twice.
+    SessionResumed {
+        session: SessionHandle,
+        peer: SocketAddr,
+    },
+    /// The server had lost the session and opened a new one with the same
+    /// id: its state is gone — send your state again. Requests pending in
+    /// the old session were abandoned (reported as `RequestTimedOut`).
+    SessionRenewed { session: SessionHandle },
+    /// A second channel (connection) joined a session with its one-time token.
+    ChannelJoined {
+        session: SessionHandle,
+        peer: SocketAddr,
+    },
+    /// A session that had several channels ended: close them all.
+    ChannelsClosed {
+        session: SessionHandle,
+        peers: Vec<SocketAddr>,
+    },
     /// A session ended; nothing more is delivered on it.
     SessionClosed {
         session: SessionHandle,
@@ -122,6 +161,32 @@ pub enum Event {
     Expired {
         peer: SocketAddr,
         session: Option<SessionHandle>,
+    },
+    /// A `Content-Hash-*` or `Payload-Hash-*` did not match: the request
+    /// was answered `400` (a reply was dropped unacknowledged, so its
+    /// sender retransmits it); either way it was never delivered.
+    IntegrityFailed {
+        peer: SocketAddr,
+        session: Option<SessionHandle>,
+        /// The hash header that did not match, as on the wire.
+        header: String,
+    },
+    /// A hash header this node could not check (an algorithm it does not
+    /// implement, or `HMAC-` without a key for the peer); the message was
+    /// processed as if the header were absent.
+    HashNotChecked {
+        peer: SocketAddr,
+        header: String,
+        reason: Unchecked,
+    },
+    /// A segmented payload got no new segment for `reassembly_timeout`;
+    /// what was held of it is dropped.
+    ReassemblyExpired {
+        peer: SocketAddr,
+        /// `t:<TX-ID>` or `s:<Segment-ID>`.
+        payload: String,
+        received: u64,
+        count: u64,
     },
     /// A peer broke the protocol.
     ProtocolViolation {
@@ -150,4 +215,8 @@ pub enum EngineError {
     UnknownRequest,
     #[error("a request must be a request PDU, a reply must be a reply PDU")]
     WrongKind,
+    #[error("payload of {len} bytes is over the limit of {max} (max_payload_len / max_segments), or its head leaves no room in a datagram")]
+    PayloadTooLarge { len: usize, max: usize },
+    #[error("the session has no Session-ID to resume with")]
+    NoSessionId,
 }

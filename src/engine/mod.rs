@@ -8,10 +8,16 @@
 pub mod config;
 pub mod endpoint;
 pub mod event;
+pub mod integrity;
+pub mod segment;
 pub(crate) mod session;
+pub mod timing;
 
-pub use config::{Config, EngineLimits, ModePolicy, RetryPolicy};
+pub use config::{Config, EngineLimits, ModePolicy, ResumePolicy, RetryPolicy};
 pub use endpoint::{Endpoint, Stats};
+pub use integrity::{HashAlg, HashSpec, HmacKey, IntegrityConfig};
+pub use segment::SegmentConfig;
+pub use timing::Timestamp;
 pub use event::{
     CloseReason, EngineError, EngineLimit, Event, IncomingId, RequestId, SessionHandle, Transmit,
     Violation,

@@ -76,6 +76,11 @@ pub(crate) struct Session {
     pub pending_resend: SeqList,
     /// When a newly seen gap is to be NACKed (after the reorder allowance).
     pub new_gap_at: Option<Instant>,
+    /// Further channels (connections) bound to the session with a token.
+    pub channels: Vec<SocketAddr>,
+    /// Server: the one-time token a second channel presents to join.
+    /// Client: the token the server issued.
+    pub channel_token: Option<String>,
 }
 
 impl Session {
@@ -102,6 +107,8 @@ impl Session {
             srtt: None,
             pending_resend: SeqList::new(),
             new_gap_at: None,
+            channels: Vec::new(),
+            channel_token: None,
         }
     }
 

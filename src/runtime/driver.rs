@@ -18,8 +18,8 @@ use tracing::{debug, info_span, warn, Instrument};
 
 type Reply<T> = oneshot::Sender<Result<T, RuntimeError>>;
 
-/// Bytes queued to one TCP connection before it is considered stuck and
-/// dropped (the engine's retransmission recovers what was in it).
+/// PDUs queued to one TCP connection; past it a PDU is dropped and left to
+/// the engine's retransmission (the connection stays).
 const CONN_QUEUE: usize = 4096;
 
 /// Commands from [`Peer`](super::Peer) handles.
@@ -48,6 +48,10 @@ pub(crate) enum Cmd {
         session: SessionHandle,
         reply: Reply<()>,
     },
+    Resume {
+        session: SessionHandle,
+        reply: Reply<Resumed>,
+    },
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -60,7 +64,24 @@ pub(crate) enum Cmd {
 enum ConnMsg {
     Pdu(SocketAddr, Pdu),
     Closed(SocketAddr, Option<String>),
+    /// A connection we dialled was re-established after it dropped.
+    Redialled(SocketAddr, TcpStream),
 }
+
+/// How a resumption ended (see [`Peer::resume_session`](super::Peer::resume_session)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumed {
+    /// The session continued; nothing was lost.
+    Continued,
+    /// The server had lost it and opened a new one with the same id: send
+    /// your state again.
+    StateLost,
+}
+
+/// How long reconnecting a dropped dialled connection may take before the
+/// sessions on it are left to their timers.
+const REDIAL_ATTEMPTS: u32 = 12;
+const REDIAL_FIRST_DELAY: Duration = Duration::from_millis(20);
 
 pub(crate) struct Driver {
     endpoint: Endpoint,
@@ -79,6 +100,13 @@ pub(crate) struct Driver {
     waiting_req: HashMap<RequestId, Reply<Pdu>>,
     waiting_open: HashMap<SessionHandle, Reply<OpenedSession>>,
     waiting_close: HashMap<SessionHandle, Reply<()>>,
+    waiting_resume: HashMap<SessionHandle, Reply<Resumed>>,
+    /// Peers reached over TCP: never sent to over UDP, even while their
+    /// connection is down (the engine retransmits after it is back).
+    tcp_peers: std::collections::HashSet<SocketAddr>,
+    /// Connections we dialled: redialled and their sessions resumed when
+    /// they drop.
+    dialled: std::collections::HashSet<SocketAddr>,
     dropped_events: u64,
 }
 
@@ -120,6 +148,9 @@ impl Driver {
             waiting_req: HashMap::new(),
             waiting_open: HashMap::new(),
             waiting_close: HashMap::new(),
+            waiting_resume: HashMap::new(),
+            tcp_peers: Default::default(),
+            dialled: Default::default(),
             dropped_events: 0,
         }
     }
@@ -170,6 +201,18 @@ impl Driver {
                     ConnMsg::Closed(from, why) => {
                         debug!(%from, ?why, "connection closed");
                         self.conns.remove(&from);
+                        if self.dialled.contains(&from) {
+                            self.redial(from);
+                        }
+                    }
+                    ConnMsg::Redialled(to, stream) => {
+                        self.adopt(stream, to);
+                        let now = Instant::now();
+                        for session in self.endpoint.resumable_sessions(to) {
+                            if let Err(e) = self.endpoint.resume_session(now, session, None) {
+                                debug!(?session, error = %e, "cannot resume");
+                            }
+                        }
                     }
                 },
                 c = self.cmds.recv() => match c {
@@ -259,6 +302,26 @@ impl Driver {
         self.writers.retain(|w| !w.is_finished());
         self.writers.push(writer);
         self.conns.insert(from, tx);
+        // A stream peer gets whole payloads, never segments (SPEC §7).
+        self.endpoint.set_stream_peer(from, true);
+        self.tcp_peers.insert(from);
+    }
+
+    /// Reconnect a dialled connection in the background, with backoff.
+    fn redial(&mut self, to: SocketAddr) {
+        let tx = self.conn_tx.clone();
+        tokio::spawn(async move {
+            let mut delay = REDIAL_FIRST_DELAY;
+            for _ in 0..REDIAL_ATTEMPTS {
+                tokio::time::sleep(delay).await;
+                if let Ok(s) = TcpStream::connect(to).await {
+                    let _ = tx.send(ConnMsg::Redialled(to, s));
+                    return;
+                }
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            warn!(%to, "could not reconnect; sessions on it will time out");
+        });
     }
 
     /// Make sure a transport to `dest` exists (connects TCP on first use).
@@ -276,6 +339,7 @@ impl Driver {
                         .await
                         .map_err(|_| RuntimeError::Timeout)??;
                     self.adopt(s, a);
+                    self.dialled.insert(a);
                 }
                 Ok(a)
             }
@@ -344,6 +408,16 @@ impl Driver {
                     let _ = reply.send(Err(e.into()));
                 }
             },
+            Cmd::Resume { session, reply } => {
+                match self.endpoint.resume_session(now, session, None) {
+                    Ok(()) => {
+                        self.waiting_resume.insert(session, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
             Cmd::Shutdown { .. } => {}
         }
     }
@@ -353,10 +427,19 @@ impl Driver {
         while let Some(t) = self.endpoint.poll_transmit() {
             if let Some(conn) = self.conns.get(&t.dest).cloned() {
                 self.tap_wire(WireDirection::Out, Dest::Tcp(t.dest), &t.payload);
-                if conn.try_send(t.payload).is_err() {
-                    warn!(peer = %t.dest, "connection queue full or closed; dropping the connection");
-                    self.conns.remove(&t.dest);
+                match conn.try_send(t.payload) {
+                    Ok(()) => {}
+                    // A PDU is written whole or not at all, so dropping one
+                    // keeps the stream framed; the engine resends it.
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        debug!(peer = %t.dest, "connection queue full; PDU left to retransmission");
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        self.conns.remove(&t.dest);
+                    }
                 }
+            } else if self.tcp_peers.contains(&t.dest) {
+                debug!(peer = %t.dest, "connection down; the engine will retransmit");
             } else if let Some(u) = &self.udp {
                 let u = u.clone();
                 self.tap_wire(WireDirection::Out, Dest::Udp(t.dest), &t.payload);
@@ -411,6 +494,7 @@ impl Driver {
                             handle: session,
                             mode,
                             session_id: session_id.clone(),
+                            channel_token: self.endpoint.channel_token(session).map(str::to_owned),
                         }));
                     }
                     self.event(PeerEvent::Engine(Event::SessionOpened {
@@ -427,7 +511,28 @@ impl Driver {
                     if let Some(w) = self.waiting_close.remove(&session) {
                         let _ = w.send(Ok(()));
                     }
+                    if let Some(w) = self.waiting_resume.remove(&session) {
+                        let _ = w.send(Err(RuntimeError::SessionClosed(reason.clone())));
+                    }
                     self.event(PeerEvent::Engine(Event::SessionClosed { session, reason }));
+                }
+                Event::SessionResumed { session, peer } => {
+                    if let Some(w) = self.waiting_resume.remove(&session) {
+                        let _ = w.send(Ok(Resumed::Continued));
+                    }
+                    self.event(PeerEvent::Engine(Event::SessionResumed { session, peer }));
+                }
+                Event::SessionRenewed { session } => {
+                    if let Some(w) = self.waiting_resume.remove(&session) {
+                        let _ = w.send(Ok(Resumed::StateLost));
+                    }
+                    self.event(PeerEvent::Engine(Event::SessionRenewed { session }));
+                }
+                Event::ChannelsClosed { session, peers } => {
+                    for p in &peers {
+                        self.conns.remove(p);
+                    }
+                    self.event(PeerEvent::Engine(Event::ChannelsClosed { session, peers }));
                 }
                 other => self.event(PeerEvent::Engine(other)),
             }

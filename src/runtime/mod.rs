@@ -11,6 +11,7 @@
 mod driver;
 mod peer;
 
+pub use driver::Resumed;
 pub use peer::{
     Dest, IncomingRequest, OpenedSession, Peer, PeerBuilder, PeerEvent, RuntimeError, WireDirection,
 };

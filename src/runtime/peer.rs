@@ -132,6 +132,8 @@ pub struct OpenedSession {
     pub handle: SessionHandle,
     pub mode: SessionMode,
     pub session_id: Option<String>,
+    /// The one-time token a second channel presents to join the session.
+    pub channel_token: Option<String>,
 }
 
 /// How to start a [`Peer`].
@@ -307,6 +309,16 @@ impl Peer {
     /// Close a session with `BYE` and wait for it to end.
     pub async fn close_session(&self, session: SessionHandle) -> Result<(), RuntimeError> {
         self.call(|reply| Cmd::Close { session, reply }).await
+    }
+
+    /// Resume a session now (e.g. after the server restarted, or over UDP
+    /// after a network change). TCP connections this peer dialled are
+    /// redialled and their sessions resumed automatically when they drop.
+    pub async fn resume_session(
+        &self,
+        session: SessionHandle,
+    ) -> Result<super::driver::Resumed, RuntimeError> {
+        self.call(|reply| Cmd::Resume { session, reply }).await
     }
 
     /// Stop: flush what is queued on every socket, then end the driver.
