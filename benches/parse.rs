@@ -178,10 +178,10 @@ fn interleaved(case: &Case, rounds: usize, iters: u32) -> Times {
         t.elapsed().as_nanos() as f64 / f64::from(iters)
     };
     for _ in 0..rounds {
-        samples[0].push(time(&|| {
-            httparse_head(black_box(case)).unwrap_or(0) as u64
+        samples[0].push(time(&|| httparse_head(black_box(case)).unwrap_or(0) as u64));
+        samples[1].push(time(&|| {
+            raw(black_box(&case.acorn), black_box(&opts)) as u64
         }));
-        samples[1].push(time(&|| raw(black_box(&case.acorn), black_box(&opts)) as u64));
         samples[2].push(time(&|| typed(black_box(&case.acorn), black_box(&opts))));
     }
     samples.map(|mut s| {

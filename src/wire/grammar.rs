@@ -90,6 +90,89 @@ pub(crate) fn finish<'a, O>(
 }
 
 // ---------------------------------------------------------------- classes
+//
+// The byte classes of the grammar, one bit each in a 256-entry table, so a
+// class test in a hot loop is one load and one mask instead of a chain of
+// comparisons. `class_bits` states each class in the words of its ABNF rule;
+// the table is computed from it at compile time.
+
+const C_METHOD: u16 = 1 << 0;
+const C_NAME: u16 = 1 << 1;
+const C_LITERAL: u16 = 1 << 2;
+const C_QDTEXT: u16 = 1 << 3;
+const C_VALUE: u16 = 1 << 4;
+const C_REASON: u16 = 1 << 5;
+const C_OWS: u16 = 1 << 6;
+const C_TOKEN: u16 = 1 << 7;
+const C_TCHAR: u16 = 1 << 8;
+
+/// The classes byte `b` belongs to (the ABNF of each is on its `is_*` function).
+const fn class_bits(b: u8) -> u16 {
+    let alnum = b.is_ascii_alphanumeric();
+    let visible = b >= 0x21 && b <= 0x7e;
+    let mut c = 0;
+    if alnum || b == b'.' || b == b'_' || b == b'-' {
+        c |= C_METHOD;
+    }
+    if alnum || b == b'-' || b == b'_' {
+        c |= C_NAME;
+    }
+    if (visible && b != b'"') || b >= 0x80 {
+        c |= C_LITERAL;
+    }
+    if !matches!(b, 0 | b'\r' | b'\n' | b'"' | b'\\') {
+        c |= C_QDTEXT;
+    }
+    if !matches!(b, 0 | b'\r' | b'\n') {
+        c |= C_VALUE;
+    }
+    if b == b'\t' || b == b' ' || visible || b >= 0x80 {
+        c |= C_REASON;
+    }
+    if b == b' ' || b == b'\t' {
+        c |= C_OWS;
+    }
+    if visible || b >= 0x80 {
+        c |= C_TOKEN;
+    }
+    if alnum
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+    {
+        c |= C_TCHAR;
+    }
+    c
+}
+
+static CLASS: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = class_bits(i as u8);
+        i += 1;
+    }
+    t
+};
+
+#[inline(always)]
+fn class(b: u8, c: u16) -> bool {
+    CLASS[usize::from(b)] & c != 0
+}
 
 #[inline]
 pub(crate) fn is_alpha(b: u8) -> bool {
@@ -99,46 +182,55 @@ pub(crate) fn is_alpha(b: u8) -> bool {
 pub(crate) fn is_digit(b: u8) -> bool {
     b.is_ascii_digit()
 }
-/// `method-char = ALPHA / DIGIT / "." / "_" / "-"`
+/// ABNF `method-char = method-start / "-"` with
+/// `method-start = ALPHA / DIGIT / "." / "_"`.
 #[inline]
 pub(crate) fn is_method_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-'
+    class(b, C_METHOD)
 }
-/// `name-char = ALPHA / DIGIT / "-" / "_"`
+/// ABNF `name-char = ALPHA / DIGIT / "-" / "_"`.
 #[inline]
 pub(crate) fn is_name_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+    class(b, C_NAME)
 }
-/// `literal-char = %x21 / %x23-7E / UTF8-high` (visible, not DQUOTE)
+/// ABNF `literal-char = %x21 / %x23-7E / UTF8-non-ascii` (visible, not
+/// DQUOTE): this byte class admits every byte >= 0x80, and [`target`]
+/// checks that they form `UTF8-non-ascii` characters.
 #[inline]
 pub(crate) fn is_literal_char(b: u8) -> bool {
-    (0x21..=0x7e).contains(&b) && b != b'"' || b >= 0x80
+    class(b, C_LITERAL)
 }
-/// `qdtext = HTAB / SP / %x01-08 / %x0B-0C / %x0E-21 / %x23-5B / %x5D-FF`
-/// (anything but NUL, CR, LF, DQUOTE and backslash)
+/// ABNF `qdtext = %x01-09 / %x0B-0C / %x0E-21 / %x23-5B / %x5D-FF`
+/// (anything but NUL, CR, LF, DQUOTE and backslash).
 #[inline]
 pub(crate) fn is_qdtext(b: u8) -> bool {
-    !matches!(b, 0 | b'\r' | b'\n' | b'"' | b'\\')
+    class(b, C_QDTEXT)
 }
-/// `value-char = %x01-09 / %x0B-0C / %x0E-FF` (anything but NUL, CR, LF)
+/// ABNF `value-char = %x01-09 / %x0B-0C / %x0E-FF` (anything but NUL, CR, LF).
 #[inline]
 pub(crate) fn is_value_char(b: u8) -> bool {
-    !matches!(b, 0 | b'\r' | b'\n')
+    class(b, C_VALUE)
 }
-/// `reason-char = HTAB / SP / VCHAR / obs-text`
+/// ABNF `reason-char = HTAB / SP / VCHAR / obs-text`, `obs-text = %x80-FF`.
 #[inline]
 pub(crate) fn is_reason_char(b: u8) -> bool {
-    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+    class(b, C_REASON)
 }
-/// `OWS = *( SP / HTAB )`
+/// ABNF `OWS = *( SP / HTAB )` (one byte of it).
 #[inline]
 pub(crate) fn is_ows(b: u8) -> bool {
-    b == b' ' || b == b'\t'
+    class(b, C_OWS)
 }
-/// `token-char = VCHAR / obs-text` (an opaque token has no space or control)
+/// ABNF `token-char = VCHAR / obs-text` (an opaque token has no space or control).
 #[inline]
 pub(crate) fn is_token_char(b: u8) -> bool {
-    (0x21..=0x7e).contains(&b) || b >= 0x80
+    class(b, C_TOKEN)
+}
+/// ABNF `tchar` of `http-token = 1*tchar` (RFC 9110 token characters),
+/// used by `media-type` and `coding`.
+#[inline]
+pub(crate) fn is_tchar(b: u8) -> bool {
+    class(b, C_TCHAR)
 }
 
 // ------------------------------------------------------------ start line
@@ -270,8 +362,11 @@ pub(crate) fn status(i: &[u8]) -> R<'_, &[u8]> {
     }
 }
 
+/// Version, status, reason.
+pub(crate) type ReplyParts<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
 /// ABNF `reply-line = version SP status [ SP reason ]`, `reason = *reason-char`.
-pub(crate) fn reply_line(i: &[u8]) -> R<'_, (&[u8], &[u8], &[u8])> {
+pub(crate) fn reply_line(i: &[u8]) -> R<'_, ReplyParts<'_>> {
     let (i, v) = version(i)?;
     let (i, _) = single_sp(i, "single SP after version")?;
     let (i, s) = status(i)?;
@@ -296,6 +391,152 @@ pub(crate) fn reply_line(i: &[u8]) -> R<'_, (&[u8], &[u8], &[u8])> {
 #[inline]
 pub(crate) fn is_reply_line(line: &[u8]) -> bool {
     line.len() >= 6 && line[..6].eq_ignore_ascii_case(b"ACORN/")
+}
+
+// ------------------------------------------------ start line, fast paths
+//
+// The rules above are the reference: they decide every input and give the
+// exact error. The `*_fast` functions implement the same ABNF rules for the
+// common shape of input with hand-written loops over the class table, and
+// answer `None` whenever they are not sure ("not decided here", never
+// "invalid"); the caller then runs the reference rule. So an input the fast
+// path accepts gets the result the reference gives, and any other input
+// gets exactly the reference's result or error. They match a prefix of the
+// input: the caller gets the length of the match and checks that the line
+// ends right there. The tests at the end of this file and in `parse.rs`
+// compare both paths on generated inputs.
+
+/// Fast path of [`version`], ABNF `version = "ACORN" "/" 1*DIGIT
+/// 1*3( "." 1*DIGIT )`. Returns how many bytes the version takes.
+#[inline]
+fn version_fast(v: &[u8]) -> Option<usize> {
+    // The version this project emits, as one word: "ACORN" in any case
+    // (setting 0x20 folds a letter, and only that letter, to lower case),
+    // then "/1.0" and a byte that ends the version.
+    if let Some(w) = v.get(..8) {
+        let w = u64::from_le_bytes(<[u8; 8]>::try_from(w).ok()?);
+        if w | 0x20_2020_2020 == u64::from_le_bytes(*b"acorn/1.") {
+            match v.get(8..10) {
+                Some([b'0', b]) if !b.is_ascii_digit() && *b != b'.' => return Some(9),
+                _ => {}
+            }
+        }
+    }
+    if v.len() < 6 || !v[..6].eq_ignore_ascii_case(b"ACORN/") {
+        return None;
+    }
+    let digits = |from: usize| {
+        let n = v
+            .get(from..)?
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        (n > 0).then_some(from + n)
+    };
+    let mut i = digits(6)?;
+    let mut groups = 1;
+    while groups < 4 && v.get(i) == Some(&b'.') {
+        i = digits(i + 1)?;
+        groups += 1;
+    }
+    // One group only, or a fifth group: the reference reports it.
+    if groups < 2 || v.get(i) == Some(&b'.') {
+        return None;
+    }
+    Some(i)
+}
+
+/// The run of `literal-char` at the start of `l`: its length, and whether a
+/// byte of it is >= 0x80 (only then is UTF-8 worth checking). Eight bytes
+/// at a time: a byte is not a `literal-char` when it is below 0x21, DQUOTE
+/// or DEL. Each of the three SWAR masks flags its first match exactly
+/// (borrows only run upward from a flagged byte), so the lowest flag of
+/// their union is the first byte that ends the run.
+#[inline]
+fn literal_run(l: &[u8]) -> (usize, bool) {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut i = 0;
+    let mut high = 0u64;
+    while let Some(chunk) = l.get(i..i + 8) {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let x = u64::from_le_bytes(bytes);
+        let stop = (x.wrapping_sub(ONES * 0x21) & !x & HIGH)
+            | zero(x ^ (ONES * 0x22))
+            | zero(x ^ (ONES * 0x7f));
+        if stop != 0 {
+            let j = stop.trailing_zeros() / 8;
+            high |= x & HIGH & ((1u64 << (8 * j)) - 1);
+            return (i + j as usize, high != 0);
+        }
+        high |= x & HIGH;
+        i += 8;
+    }
+    let n = l[i..].iter().take_while(|&&b| is_literal_char(b)).count();
+    let tail_high = l[i..i + n].iter().any(|&b| b >= 0x80);
+    (i + n, high != 0 || tail_high)
+}
+
+/// Fast path of [`request_line`], ABNF `request-line = method SP target SP
+/// version` with a `literal-target` (a quoted target is left to the
+/// reference), matched at the start of `l`. Returns the parts and the length
+/// of the match; the line must end there. `None`: run [`request_line`].
+#[inline]
+pub(crate) fn request_line_fast(l: &[u8]) -> Option<(RequestParts<'_>, usize)> {
+    // method = method-start *method-char
+    let first = *l.first()?;
+    if first == b'-' || !is_method_char(first) {
+        return None;
+    }
+    let m = 1 + l[1..].iter().take_while(|&&b| is_method_char(b)).count();
+    if l.get(m) != Some(&b' ') {
+        return None;
+    }
+    // literal-target = 1*literal-char; UTF-8 is only checked when a byte
+    // >= 0x80 was seen (ASCII is UTF-8).
+    let t0 = m + 1;
+    let (tn, high) = literal_run(&l[t0..]);
+    let t1 = t0 + tn;
+    let target = &l[t0..t1];
+    if tn == 0 || (high && std::str::from_utf8(target).is_err()) {
+        return None;
+    }
+    if l.get(t1) != Some(&b' ') {
+        return None;
+    }
+    let v0 = t1 + 1;
+    let end = v0 + version_fast(&l[v0..])?;
+    Some(((&l[..m], (target, false), &l[v0..end]), end))
+}
+
+/// Fast path of [`reply_line`], ABNF `reply-line = version SP status
+/// [ SP reason ]`, matched at the start of `l` and ended by the first byte
+/// that is not a `reason-char`. Returns (version, status, reason) and the
+/// length of the match; the line must end there. `None`: run [`reply_line`].
+#[inline]
+pub(crate) fn reply_line_fast(l: &[u8]) -> Option<(ReplyParts<'_>, usize)> {
+    let n = version_fast(l)?;
+    if l.get(n) != Some(&b' ') {
+        return None;
+    }
+    // status = 3DIGIT
+    let s = n + 1;
+    let status = l.get(s..s + 3)?;
+    if !status.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let i = s + 3;
+    if l.get(i) != Some(&b' ') {
+        // No reason: the line ends right after the status.
+        return Some(((&l[..n], status, &l[i..i]), i));
+    }
+    // reason = *reason-char
+    let t0 = i + 1;
+    let t1 = t0 + l[t0..].iter().take_while(|&&b| is_reason_char(b)).count();
+    Some(((&l[..n], status, &l[t0..t1]), t1))
 }
 
 // ---------------------------------------------------------- header lines
@@ -355,6 +596,29 @@ pub(crate) fn header_line(i: &[u8]) -> R<'_, (&[u8], &[u8])> {
     Ok((rest, (name, &v[..trimmed])))
 }
 
+/// Fast path of the start of [`header_line`], ABNF `header-line =
+/// header-name ":" OWS field-value OWS`, up to where a `raw-value` begins.
+/// Returns the length of the name and where the value starts. The caller
+/// finds the line end from there (every byte before it has then been
+/// checked) and drops the trailing OWS. `None` (a quoted value, no colon,
+/// a bad name…): run [`header_line`].
+#[inline]
+pub(crate) fn header_line_fast(l: &[u8]) -> Option<(usize, usize)> {
+    // header-name = ALPHA *name-char
+    if !is_alpha(*l.first()?) {
+        return None;
+    }
+    let n = 1 + l[1..].iter().take_while(|&&b| is_name_char(b)).count();
+    if l.get(n) != Some(&b':') {
+        return None;
+    }
+    let v = n + 1 + l[n + 1..].iter().take_while(|&&b| is_ows(b)).count();
+    if l.get(v) == Some(&b'"') {
+        return None;
+    }
+    Some((n, v))
+}
+
 /// Undo the escapes of a `quoted-string` (with its quotes). Borrowed when
 /// nothing was escaped.
 pub(crate) fn unquote(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
@@ -382,7 +646,22 @@ pub(crate) fn unquote(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 // ---------------------------------------------------------- typed values
 
 /// ABNF `dec-u64 = 1*DIGIT` whose value fits in 64 bits.
+#[inline]
 pub(crate) fn dec_u64(i: &[u8]) -> R<'_, u64> {
+    // Up to 19 digits cannot overflow (10^19 - 1 < 2^64): no checks needed.
+    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
+    if (1..=19).contains(&n) {
+        let v = i[..n]
+            .iter()
+            .fold(0u64, |a, &d| a * 10 + u64::from(d - b'0'));
+        return Ok((&i[n..], v));
+    }
+    dec_u64_checked(i)
+}
+
+/// [`dec_u64`] for the rare cases: no digit, or 20 and more.
+#[cold]
+fn dec_u64_checked(i: &[u8]) -> R<'_, u64> {
     let (rest, digits) = named(
         ErrorKind::StartLine,
         "decimal digits",
@@ -415,39 +694,85 @@ pub(crate) fn seq_item(i: &[u8]) -> R<'_, (u64, u64)> {
     }
 }
 
+/// `1*DIGIT` of at most 19 digits (which cannot overflow) at `p`: the
+/// value and where the digits end. `None` for no digit or 20 and more.
+#[inline(always)]
+fn digits19(v: &[u8], mut p: usize) -> Option<(u64, usize)> {
+    let start = p;
+    let mut n = 0u64;
+    while let Some(&b) = v.get(p) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        n = n.wrapping_mul(10).wrapping_add(u64::from(d));
+        p += 1;
+    }
+    (1..=19).contains(&(p - start)).then_some((n, p))
+}
+
+/// Fast path of [`seq_item`] (same ABNF rule `seq-item`) at `p`: numbers
+/// of at most 19 digits. Returns the item and where it ends; `None`: run
+/// [`seq_item`], which gives the same item or the exact error.
+#[inline(always)]
+fn seq_item_fast(v: &[u8], p: usize) -> Option<((u64, u64), usize)> {
+    let (a, p) = digits19(v, p)?;
+    if v.get(p..p + 2) != Some(b"..") {
+        return Some(((a, a), p));
+    }
+    let (b, p) = digits19(v, p + 2)?;
+    (a <= b).then_some(((a, b), p))
+}
+
+/// Where the `OWS` that starts at `p` ends.
+#[inline(always)]
+fn skip_ows(v: &[u8], mut p: usize) -> usize {
+    while v.get(p).is_some_and(|&b| b == b' ' || b == b'\t') {
+        p += 1;
+    }
+    p
+}
+
 /// ABNF `seq-list = seq-item *( OWS "," OWS seq-item )`. Calls `each` for
 /// every item; stops with an error once more than `max_items` were seen
-/// (`count` carries the running total across repeated headers).
+/// (`count` carries the running total across repeated headers). Each item
+/// goes through [`seq_item_fast`] first, and through [`seq_item`] when that
+/// is not sure; the list state is just the position and `count`, so the
+/// two can take turns item by item.
 pub(crate) fn seq_list(
-    i: &[u8],
+    v: &[u8],
     count: &mut usize,
     max_items: usize,
     mut each: impl FnMut((u64, u64)),
 ) -> Result<(), (Fail, bool)> {
-    let mut i = i;
+    let mut p = 0;
     loop {
         if *count >= max_items {
             return Err((
-                Fail::at(i, ErrorKind::StartLine, "fewer seq-list items"),
+                Fail::at(&v[p..], ErrorKind::StartLine, "fewer seq-list items"),
                 true,
             ));
         }
-        let (r, item) = seq_item(i).map_err(|e| (unwrap_fail(e), false))?;
+        let (item, q) = match seq_item_fast(v, p) {
+            Some(fast) => fast,
+            None => {
+                let (r, item) = seq_item(&v[p..]).map_err(|e| (unwrap_fail(e), false))?;
+                (item, v.len() - r.len())
+            }
+        };
         *count += 1;
         each(item);
-        let (r, _) = take_while::<_, _, Fail>(is_ows)(r).map_err(|e| (unwrap_fail(e), false))?;
-        if r.is_empty() {
-            return Ok(());
+        p = skip_ows(v, q);
+        match v.get(p) {
+            None => return Ok(()),
+            Some(b',') => p = skip_ows(v, p + 1),
+            Some(_) => {
+                return Err((
+                    Fail::at(&v[p..], ErrorKind::StartLine, "\",\" or end of list"),
+                    false,
+                ))
+            }
         }
-        if r[0] != b',' {
-            return Err((
-                Fail::at(r, ErrorKind::StartLine, "\",\" or end of list"),
-                false,
-            ));
-        }
-        let (r, _) =
-            take_while::<_, _, Fail>(is_ows)(&r[1..]).map_err(|e| (unwrap_fail(e), false))?;
-        i = r;
     }
 }
 
@@ -473,6 +798,10 @@ pub(crate) fn token(i: &[u8]) -> R<'_, &[u8]> {
 
 /// ABNF `session-mode = "ordered" / "unordered"` (case-sensitive).
 pub(crate) fn session_mode(i: &[u8]) -> R<'_, bool> {
+    // The two words differ in their first byte, so at most one matches.
+    if let Some(r) = i.strip_prefix(b"ordered") {
+        return Ok((r, true));
+    }
     if let Ok((r, _)) = tag::<_, _, Fail>("unordered")(i) {
         return Ok((r, false));
     }
@@ -699,7 +1028,7 @@ pub(crate) fn base64_digest(i: &[u8]) -> Result<Vec<u8>, Fail> {
 /// ABNF `media-type = token-tchar "/" token-tchar *( OWS ";" OWS parameter )`,
 /// `parameter = token-tchar "=" ( token-tchar / quoted-string )`.
 pub(crate) fn media_type(i: &[u8]) -> R<'_, (&[u8], &[u8])> {
-    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let tchar = is_tchar;
     let (r, ty) = named(ErrorKind::StartLine, "media type", take_while1(tchar))(i)?;
     let (r, _) = named(ErrorKind::StartLine, "\"/\" in media type", tag("/"))(r)?;
     let (mut r, sub) = named(ErrorKind::StartLine, "media subtype", take_while1(tchar))(r)?;
@@ -722,7 +1051,7 @@ pub(crate) fn media_type(i: &[u8]) -> R<'_, (&[u8], &[u8])> {
 
 /// ABNF `coding-list = coding *( OWS "," OWS coding )`, `coding = 1*tchar`.
 pub(crate) fn coding_list(i: &[u8]) -> R<'_, ()> {
-    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let tchar = is_tchar;
     let (mut r, _) = named(ErrorKind::StartLine, "content coding", take_while1(tchar))(i)?;
     loop {
         let (r1, _) = take_while(is_ows)(r)?;
@@ -732,5 +1061,171 @@ pub(crate) fn coding_list(i: &[u8]) -> R<'_, ()> {
         let (r1, _) = named(ErrorKind::StartLine, "\",\" between codings", tag(","))(r1)?;
         let (r1, _) = take_while(is_ows)(r1)?;
         r = named(ErrorKind::StartLine, "content coding", take_while1(tchar))(r1)?.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The class table and the fast paths against their definitions.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The byte classes as they were written before the table, one
+    /// comparison chain each.
+    #[test]
+    fn class_table_matches_the_rules() {
+        for b in 0..=255u8 {
+            let visible = (0x21..=0x7e).contains(&b);
+            assert_eq!(
+                is_method_char(b),
+                b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-'
+            );
+            assert_eq!(
+                is_name_char(b),
+                b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+            );
+            assert_eq!(is_literal_char(b), visible && b != b'"' || b >= 0x80);
+            assert_eq!(is_qdtext(b), !matches!(b, 0 | b'\r' | b'\n' | b'"' | b'\\'));
+            assert_eq!(is_value_char(b), !matches!(b, 0 | b'\r' | b'\n'));
+            assert_eq!(
+                is_reason_char(b),
+                b == b'\t' || b == b' ' || visible || b >= 0x80
+            );
+            assert_eq!(is_ows(b), b == b' ' || b == b'\t');
+            assert_eq!(is_token_char(b), visible || b >= 0x80);
+            assert_eq!(
+                is_tchar(b),
+                b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+            );
+        }
+    }
+
+    /// `seq-list` as it was written before its fast path.
+    fn seq_list_reference(
+        i: &[u8],
+        count: &mut usize,
+        max_items: usize,
+        mut each: impl FnMut((u64, u64)),
+    ) -> Result<(), (Fail, bool)> {
+        let mut i = i;
+        loop {
+            if *count >= max_items {
+                return Err((
+                    Fail::at(i, ErrorKind::StartLine, "fewer seq-list items"),
+                    true,
+                ));
+            }
+            let (r, item) = seq_item(i).map_err(|e| (unwrap_fail(e), false))?;
+            *count += 1;
+            each(item);
+            let (r, _) =
+                take_while::<_, _, Fail>(is_ows)(r).map_err(|e| (unwrap_fail(e), false))?;
+            if r.is_empty() {
+                return Ok(());
+            }
+            if r[0] != b',' {
+                return Err((
+                    Fail::at(r, ErrorKind::StartLine, "\",\" or end of list"),
+                    false,
+                ));
+            }
+            let (r, _) =
+                take_while::<_, _, Fail>(is_ows)(&r[1..]).map_err(|e| (unwrap_fail(e), false))?;
+            i = r;
+        }
+    }
+
+    fn fragments(set: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                8 => prop::sample::select(set).prop_map(|s| s.as_bytes().to_vec()),
+                1 => any::<u8>().prop_map(|b| vec![b]),
+            ],
+            0..10,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    const SEQ: &[&str] = &[
+        "0",
+        "7",
+        "12",
+        "..",
+        ".",
+        ",",
+        " ",
+        "\t",
+        "18446744073709551615",
+        "18446744073709551616",
+        "9999999999999999999",
+        "99999999999999999999",
+        "00000000000000000000001",
+        "+",
+        "-",
+        "*",
+    ];
+
+    const LINE: &[&str] = &[
+        "ACORN/", "acorn/", "1", "0", ".", "10", " ", "\t", "REG", "/p", "\"", "\\", "\u{e9}",
+        "\u{ff}", "X-A", "_", "-", ":", "\r", "\n", "\0", "200", "OK",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn dec_u64_fast_path_agrees(v in fragments(SEQ)) {
+            prop_assert_eq!(dec_u64(&v), dec_u64_checked(&v));
+        }
+
+        #[test]
+        fn seq_list_fast_path_agrees(v in fragments(SEQ), start in 0usize..3, max in 0usize..6) {
+            let (mut c1, mut c2) = (start, start);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let r1 = seq_list(&v, &mut c1, max, |it| a.push(it));
+            let r2 = seq_list_reference(&v, &mut c2, max, |it| b.push(it));
+            prop_assert_eq!(r1, r2);
+            prop_assert_eq!(c1, c2);
+            prop_assert_eq!(a, b);
+        }
+
+        #[test]
+        fn session_mode_fast_path_agrees(v in fragments(&["ordered", "unordered", "order", "x", " "])) {
+            let reference = match tag::<_, _, Fail>("unordered")(&v[..]) {
+                Ok((r, _)) => Ok((r, false)),
+                Err(_) => named(ErrorKind::StartLine, "\"ordered\" or \"unordered\"", tag("ordered"))(&v[..]).map(|(r, _)| (r, true)),
+            };
+            prop_assert_eq!(session_mode(&v), reference);
+        }
+
+        #[test]
+        fn literal_run_agrees(v in fragments(LINE)) {
+            let n = v.iter().take_while(|&&b| is_literal_char(b)).count();
+            prop_assert_eq!(literal_run(&v), (n, v[..n].iter().any(|&b| b >= 0x80)));
+        }
+
+        #[test]
+        fn start_line_fast_paths_agree(v in fragments(LINE)) {
+            if let Some((parts, end)) = request_line_fast(&v) {
+                prop_assert_eq!(request_line(&v[..end]), Ok((&v[end..end], parts)));
+            }
+            if let Some((parts, end)) = reply_line_fast(&v) {
+                prop_assert_eq!(reply_line(&v[..end]), Ok((&v[end..end], parts)));
+            }
+            if let Some(n) = version_fast(&v) {
+                prop_assert_eq!(version(&v[..n]), Ok((&v[n..n], &v[..n])));
+            }
+        }
+
+        #[test]
+        fn header_line_fast_path_agrees(v in fragments(LINE)) {
+            // The fast path is only used on lines without NUL, CR and LF.
+            let clean: Vec<u8> = v.into_iter().filter(|b| !matches!(b, 0 | b'\r' | b'\n')).collect();
+            if let Some((n, at)) = header_line_fast(&clean) {
+                let trail = clean[at..].iter().rev().take_while(|&&b| is_ows(b)).count();
+                let value = &clean[at..clean.len() - trail];
+                prop_assert_eq!(header_line(&clean), Ok((&clean[clean.len()..], (&clean[..n], value))));
+            }
+        }
     }
 }

@@ -83,6 +83,140 @@ fn next_line(
     })
 }
 
+/// Index of the first NUL, CR or LF in `w`, eight bytes at a time.
+///
+/// Head lines are short (tens of bytes), so a word-at-a-time scan without
+/// a call or a setup beats `memchr3` here. `(x - 0x0E..) & !x & 0x80..`
+/// flags the bytes below 0x0E; its lowest flag is always exact (borrows only
+/// run upward from a flagged byte), so the first flagged byte is checked
+/// and, if it is another control byte (a tab, say), the scan resumes after
+/// it.
+#[inline]
+fn first_nul_cr_lf(w: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let mut i = 0;
+    while let Some(chunk) = w.get(i..i + 8) {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).ok()?);
+        let m = x.wrapping_sub(ONES * 0x0E) & !x & HIGH;
+        if m == 0 {
+            i += 8;
+            continue;
+        }
+        let j = i + (m.trailing_zeros() / 8) as usize;
+        if matches!(w[j], 0 | b'\r' | b'\n') {
+            return Some(j);
+        }
+        i = j + 1;
+    }
+    w[i..]
+        .iter()
+        .position(|&b| matches!(b, 0 | b'\r' | b'\n'))
+        .map(|p| i + p)
+}
+
+/// Where the next line starts if a line ends at `e`: after its CRLF, or
+/// under `allow_bare_lf` after a lone LF.
+#[inline(always)]
+fn line_end_at(l: &[u8], e: usize, lenient: bool) -> Option<usize> {
+    match l.get(e)? {
+        b'\r' if l.get(e + 1) == Some(&b'\n') => Some(e + 2),
+        b'\n' if lenient => Some(e + 1),
+        _ => None,
+    }
+}
+
+/// The span of `part`, a subslice of `buf`.
+#[inline(always)]
+fn span_in(buf: &[u8], part: &[u8]) -> Span {
+    let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    Span::new(start, start + part.len())
+}
+
+/// Fast path of [`start_line`]: the start line matched by
+/// [`grammar::request_line_fast`] / [`grammar::reply_line_fast`] and ended
+/// by its line end, within the limits. Every byte before the line end then
+/// belongs to a class without NUL, CR and LF, so the line needs no separate
+/// search for its end. Returns the spans and where the next line starts.
+/// `None`: run [`next_line`] and [`start_line`], which give the same result
+/// or the exact error.
+#[inline]
+fn start_line_fast(
+    buf: &[u8],
+    opts: &ParseOptions,
+    max_head: usize,
+) -> Option<(StartSpans, usize)> {
+    let (start, end) = if grammar::is_reply_line(buf) {
+        let ((v, s, t), end) = grammar::reply_line_fast(buf)?;
+        let status = s.iter().fold(0u16, |a, &d| a * 10 + u16::from(d - b'0'));
+        let spans = StartSpans::Reply {
+            version: span_in(buf, v),
+            status,
+            text: span_in(buf, t),
+        };
+        (spans, end)
+    } else {
+        let ((m, (t, quoted), v), end) = grammar::request_line_fast(buf)?;
+        let spans = StartSpans::Request {
+            method: span_in(buf, m),
+            target: span_in(buf, t),
+            quoted,
+            version: span_in(buf, v),
+        };
+        (spans, end)
+    };
+    let next = line_end_at(buf, end, opts.allow_bare_lf)?;
+    if end > opts.limits.max_line_len || next > max_head {
+        return None;
+    }
+    Some((start, next))
+}
+
+/// Fast path of one header line at `pos`: [`grammar::header_line_fast`]
+/// up to the value, then one word-at-a-time scan of the value for its line
+/// end ([`first_nul_cr_lf`]), so no byte of the line is looked at twice.
+/// Stays inside the window [`next_line`] would search. Returns the spans and
+/// where the next line starts. `None`: run [`next_line`] and
+/// [`grammar::header_line`], which give the same result or the exact error.
+#[inline(always)]
+fn header_fast(
+    buf: &[u8],
+    pos: usize,
+    opts: &ParseOptions,
+    max_head: usize,
+) -> Option<(HeaderSpan, usize)> {
+    let max_line = opts.limits.max_line_len;
+    let window_end = buf
+        .len()
+        .min(pos.saturating_add(max_line).saturating_add(2));
+    let l = buf.get(pos..window_end)?;
+    let (n, v) = grammar::header_line_fast(l)?;
+    let e = v + first_nul_cr_lf(&l[v..])?;
+    let next = line_end_at(l, e, opts.allow_bare_lf)?;
+    if e > max_line || pos + next > max_head {
+        return None;
+    }
+    // raw-value without the OWS that follows it.
+    let trail = l[v..e].iter().rev().take_while(|&&b| is_ows(b)).count();
+    let span = HeaderSpan {
+        name: Span::new(pos, pos + n),
+        value: Span::new(pos + v, pos + e - trail),
+    };
+    Some((span, pos + next))
+}
+
+/// The empty line that ends the head, when it is at `pos` and within the
+/// head limit: where the body starts. `None`: let [`next_line`] decide.
+#[inline(always)]
+fn empty_line_fast(buf: &[u8], pos: usize, opts: &ParseOptions, max_head: usize) -> Option<usize> {
+    let next = match buf.get(pos..)? {
+        [b'\r', b'\n', ..] => pos + 2,
+        [b'\n', ..] if opts.allow_bare_lf => pos + 1,
+        _ => return None,
+    };
+    (next <= max_head).then_some(next)
+}
+
 fn locate(f: Fail, line: &[u8], base: usize) -> ParseError {
     f.locate(line, base)
 }
@@ -162,7 +296,22 @@ fn content_length(
     Ok(n)
 }
 
+/// ABNF `acorn-pdu`. Inlined into its callers so the layout is built where
+/// the caller returns it rather than copied there.
+#[inline(always)]
 fn parse_layout(buf: &[u8], opts: &ParseOptions, framing: Framing) -> Result<Layout, ParseError> {
+    parse_layout_with::<true>(buf, opts, framing)
+}
+
+/// [`parse_layout`] with (`FAST`) or without the fast paths. Without them
+/// every line goes through [`next_line`] and the reference rules: the tests
+/// check that both give the same layout or the same error.
+#[inline(always)]
+fn parse_layout_with<const FAST: bool>(
+    buf: &[u8],
+    opts: &ParseOptions,
+    framing: Framing,
+) -> Result<Layout, ParseError> {
     let max_head = opts.limits.max_head_len.min(u32::MAX as usize);
     if buf.len() > u32::MAX as usize {
         return Err(limit(
@@ -171,12 +320,38 @@ fn parse_layout(buf: &[u8], opts: &ParseOptions, framing: Framing) -> Result<Lay
             "a PDU under 4 GiB",
         ));
     }
-    let first = next_line(buf, 0, opts, max_head)?;
-    let start = start_line(buf, &first)?;
+    let fast_start = if FAST {
+        start_line_fast(buf, opts, max_head)
+    } else {
+        None
+    };
+    let (start, mut pos) = match fast_start {
+        Some(fast) => fast,
+        None => {
+            let first = next_line(buf, 0, opts, max_head)?;
+            (start_line(buf, &first)?, first.next)
+        }
+    };
     let mut headers: SmallVec<[HeaderSpan; super::pdu::INLINE_HEADERS]> = SmallVec::new();
     let mut content_len: Option<u64> = None;
-    let mut pos = first.next;
     let head_len = loop {
+        if FAST && headers.len() < opts.limits.max_headers {
+            if let Some((h, next)) = header_fast(buf, pos, opts, max_head) {
+                let name = &buf[h.name.range()];
+                if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
+                    let value = &buf[h.value.range()];
+                    let at = h.value.start as usize;
+                    content_len = Some(content_length(value, at, content_len, opts)?);
+                }
+                headers.push(h);
+                pos = next;
+                continue;
+            }
+        }
+        if let Some(next) = empty_line_fast(buf, pos, opts, max_head).filter(|_| FAST) {
+            break next;
+        }
+        // Anything else takes the reference path, line by line.
         let line = next_line(buf, pos, opts, max_head)?;
         if line.start == line.end {
             break line.next;
@@ -293,4 +468,251 @@ impl Head {
 /// length comes from `Content-Length` (SPEC §1: none means an empty body).
 pub fn parse_head(buf: &[u8], opts: &ParseOptions) -> Result<Head, ParseError> {
     parse_layout(buf, opts, Framing::HeadOnly).map(|layout| Head { layout })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast paths against the reference path, on generated inputs:
+    //! PDUs assembled from fragments chosen to hit every branch (valid
+    //! shapes, line ends of every kind, NUL, quotes, escapes, non-ASCII,
+    //! long runs), then mutated byte by byte, under random limits.
+    use super::*;
+    use crate::wire::limits::Limits;
+    use proptest::prelude::*;
+
+    fn both(buf: &[u8], opts: &ParseOptions) {
+        for framing in [Framing::Datagram, Framing::HeadOnly] {
+            let fast = parse_layout_with::<true>(buf, opts, framing);
+            let reference = parse_layout_with::<false>(buf, opts, framing);
+            assert_eq!(
+                fast,
+                reference,
+                "input {:?} opts {:?}",
+                String::from_utf8_lossy(buf),
+                opts
+            );
+        }
+    }
+
+    const START: &[&str] = &[
+        "REG /path/to/whatever ACORN/1.0",
+        "GET / ACORN/1.0",
+        "PUT \"/a b\\\"c\" ACORN/1.0",
+        "PUT \"\" ACORN/1.0",
+        "GET /caf\u{e9} acorn/2.10.3.4",
+        "GET /x ACORN/1.0.0.0.0",
+        "GET /x ACORN/1",
+        "GET /x ACORN/1.",
+        "GET /x ACORN/01.00",
+        "GET  /x ACORN/1.0",
+        "GET /x  ACORN/1.0",
+        "-GET /x ACORN/1.0",
+        "G\tET /x ACORN/1.0",
+        "GET /\"x ACORN/1.0",
+        "GET /x ACORN/1.0 ",
+        "GET ACORN/1.0",
+        "ACORN/1.0 200 OK",
+        "ACORN/1.0 000 ACK",
+        "ACORN/1.0 001",
+        "ACORN/1.0 200 ",
+        "AcOrN/1.0 404 Not \t found \u{e9}",
+        "ACORN/1.0 20 OK",
+        "ACORN/1.0 2000 OK",
+        "ACORN/1.0  200 OK",
+        "ACORN/1.0 200OK",
+        "ACORN/1.0.1.2.3 200 OK",
+        "ACORN/1.0 200 \u{1}",
+        "ACORN/",
+        "",
+    ];
+
+    const HEADERS: &[&str] = &[
+        "Seq: 1222",
+        "Need-Seq: 12..17,19, 30",
+        "Request-Session-Mode: ordered",
+        "Content-Length: 2",
+        "content-length:2   ",
+        "Content-Length: 02",
+        "Content-Length: +2",
+        "Content-Length: 3",
+        "X-Empty:",
+        "X-Empty:   ",
+        "X-Tab:\tv\t",
+        "X-Quoted: \"a\\r\\nb\"",
+        "X-Quoted: \"a\" ",
+        "X-Quoted: \"a\" b",
+        "X-Quoted: \"a\\qb\"",
+        "X-Quoted: \"open",
+        "X-Inner: a \"b\" c",
+        "X-High: \u{e9}\u{ff}",
+        "X-Ctl: a\u{1}b\u{b}c",
+        " folded",
+        "\tfolded",
+        "NoColon",
+        "Bad Name: x",
+        "Bad\tName: x",
+        ":empty",
+        "9digit: x",
+        "A_b-9: x",
+        "From: node1@192.168.0.1:7077",
+    ];
+
+    const NOISE: &[&[u8]] = &[
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"\0",
+        b" ",
+        b"\t",
+        b":",
+        b"\"",
+        b"\\",
+        b"..",
+        b",",
+        b"\xc3\xa9",
+        b"\xff",
+        b"\x7f",
+        b"ACORN/1.0",
+        b"a",
+        b"0",
+    ];
+
+    fn line_end(k: u8) -> &'static str {
+        match k % 8 {
+            0..=4 => "\r\n",
+            5 => "\n",
+            6 => "\r",
+            _ => "\r\r\n",
+        }
+    }
+
+    prop_compose! {
+        fn pdu()(
+            start in 0..START.len(),
+            start_end in any::<u8>(),
+            headers in prop::collection::vec((0..HEADERS.len(), any::<u8>()), 0..8),
+            empty_end in any::<u8>(),
+            body in prop::collection::vec(any::<u8>(), 0..4),
+            long in prop::option::of((0usize..3, 1usize..40)),
+        ) -> Vec<u8> {
+            let mut out = Vec::new();
+            out.extend_from_slice(START[start].as_bytes());
+            out.extend_from_slice(line_end(start_end).as_bytes());
+            for (h, end) in headers {
+                out.extend_from_slice(HEADERS[h].as_bytes());
+                out.extend_from_slice(line_end(end).as_bytes());
+            }
+            if let Some((at, n)) = long {
+                // A long header (tests the word-at-a-time scan and the line limit).
+                let fill = [b'x', b' ', b'\t'][at];
+                out.extend_from_slice(b"X-Long: ");
+                out.resize(out.len() + n, fill);
+                out.extend_from_slice(b"y\r\n");
+            }
+            out.extend_from_slice(line_end(empty_end).as_bytes());
+            out.extend_from_slice(&body);
+            out
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Insert(usize, usize),
+        Delete(usize),
+        Replace(usize, u8),
+        Truncate(usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<usize>(), 0..NOISE.len()).prop_map(|(a, b)| Edit::Insert(a, b)),
+            any::<usize>().prop_map(Edit::Delete),
+            (any::<usize>(), any::<u8>()).prop_map(|(a, b)| Edit::Replace(a, b)),
+            any::<usize>().prop_map(Edit::Truncate),
+        ]
+    }
+
+    fn apply(buf: &mut Vec<u8>, e: &Edit) {
+        let len = buf.len().max(1);
+        match *e {
+            Edit::Insert(at, n) => {
+                let at = at % (buf.len() + 1);
+                buf.splice(at..at, NOISE[n].iter().copied());
+            }
+            Edit::Delete(at) if !buf.is_empty() => {
+                buf.remove(at % len);
+            }
+            Edit::Replace(at, b) if !buf.is_empty() => buf[at % len] = b,
+            Edit::Truncate(at) => buf.truncate(at % len),
+            _ => {}
+        }
+    }
+
+    prop_compose! {
+        fn options()(
+            lenient in any::<bool>(),
+            tight in any::<bool>(),
+            max_line_len in 0usize..64,
+            max_headers in 0usize..6,
+            max_head_len in 0usize..200,
+            max_body_len in 0usize..4,
+        ) -> ParseOptions {
+            let limits = if tight {
+                Limits { max_line_len, max_headers, max_head_len, max_body_len, ..Limits::default() }
+            } else {
+                Limits::default()
+            };
+            ParseOptions { limits, allow_bare_lf: lenient }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn fast_paths_agree_with_reference(
+            mut buf in pdu(),
+            edits in prop::collection::vec(edit(), 0..4),
+            opts in options(),
+        ) {
+            for e in &edits {
+                apply(&mut buf, e);
+            }
+            both(&buf, &opts);
+        }
+
+        #[test]
+        fn fast_paths_agree_on_any_bytes(
+            buf in prop::collection::vec(
+                prop_oneof![
+                    4 => prop::sample::select(&b"ACORN/1.0 GET:\r\n\"\\ \t0.a-"[..]),
+                    1 => any::<u8>(),
+                ],
+                0..64,
+            ),
+            opts in options(),
+        ) {
+            both(&buf, &opts);
+        }
+    }
+
+    #[test]
+    fn word_scan_finds_the_first_nul_cr_lf() {
+        for len in 0..40 {
+            for at in 0..=len {
+                for stop in [0u8, b'\r', b'\n', b'\t', 1, 0x0d + 1, 0x80, 0xff] {
+                    let mut w = vec![b'a'; len];
+                    // A tab before the stop must not end the scan.
+                    if at > 2 {
+                        w[at / 2] = b'\t';
+                    }
+                    if at < len {
+                        w[at] = stop;
+                    }
+                    let expect = w.iter().position(|&b| matches!(b, 0 | b'\r' | b'\n'));
+                    assert_eq!(first_nul_cr_lf(&w), expect, "{w:?}");
+                }
+            }
+        }
+    }
 }

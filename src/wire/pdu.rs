@@ -129,6 +129,66 @@ impl<'a> HeaderRef<'a> {
     }
 }
 
+/// A header's value and where it is: what a typed accessor needs (its name
+/// is already known).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ValueRef<'a> {
+    pub value: &'a [u8],
+    pub value_offset: usize,
+}
+
+/// The headers of one PDU called one name: the lookup behind every typed
+/// accessor, so it is kept cheap. It compares span lengths before bytes,
+/// tries an exact match before a case-insensitive one, and yields spans, so
+/// nothing (no `&str` of the name) is built for headers that do not match.
+pub(crate) struct Named<'s, 'n> {
+    buf: &'s [u8],
+    headers: std::slice::Iter<'s, HeaderSpan>,
+    want: &'n [u8],
+}
+
+impl<'s> Iterator for Named<'s, '_> {
+    type Item = &'s HeaderSpan;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'s HeaderSpan> {
+        let (buf, want) = (self.buf, self.want);
+        self.headers.find(|h| {
+            (h.name.end - h.name.start) as usize == want.len() && {
+                let name = &buf[h.name.range()];
+                same_bytes(name, want) || name.eq_ignore_ascii_case(want)
+            }
+        })
+    }
+}
+
+/// `a == b` for two slices of the same length, inline and eight bytes at a
+/// time (the last word overlaps the one before it): header names are short,
+/// and a call to `bcmp` would cost more than the comparison.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
+}
+
 fn ascii(bytes: &[u8]) -> &str {
     // The grammar only admits ASCII (or validated UTF-8) in the parts read
     // through this function, so the fallback is never taken on parsed input.
@@ -246,21 +306,46 @@ impl<B: AsRef<[u8]>> PduView<B> {
 
     /// Headers in wire order.
     pub fn headers(&self) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
-        self.layout.headers.iter().map(move |h| HeaderRef {
+        self.layout.headers.iter().map(move |h| self.header_at(h))
+    }
+
+    #[inline]
+    fn header_at(&self, h: &HeaderSpan) -> HeaderRef<'_> {
+        HeaderRef {
             name: ascii(self.slice(h.name)),
             value: self.slice(h.value),
             value_offset: h.value.start as usize,
-        })
+        }
     }
 
     /// Every header called `name` (ASCII case-insensitive), in wire order.
     pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = HeaderRef<'s>> + 's {
-        self.headers().filter(move |h| h.is(name))
+        self.named(name).map(move |h| self.header_at(h))
+    }
+
+    /// The value of the header at `h` and its offset in the buffer.
+    #[inline]
+    pub(crate) fn value_at(&self, h: &HeaderSpan) -> ValueRef<'_> {
+        ValueRef {
+            value: self.slice(h.value),
+            value_offset: h.value.start as usize,
+        }
+    }
+
+    /// [`PduView::headers_named`] with the name's lifetime kept apart from
+    /// the PDU's, so what it yields can outlive the name.
+    #[inline]
+    pub(crate) fn named<'s, 'n>(&'s self, name: &'n str) -> Named<'s, 'n> {
+        Named {
+            buf: self.buf.as_ref(),
+            headers: self.layout.headers.iter(),
+            want: name.as_bytes(),
+        }
     }
 
     /// The first header called `name`.
     pub fn header_ref(&self, name: &str) -> Option<HeaderRef<'_>> {
-        self.headers().find(|h| h.is(name))
+        self.named(name).next().map(|h| self.header_at(h))
     }
 
     /// The raw (wire) value of the first header called `name`.
@@ -306,5 +391,25 @@ impl Pdu {
             buf: &self.buf[..],
             layout: self.layout.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_bytes;
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for len in 0..40 {
+            let a = &base[..len];
+            assert!(same_bytes(a, a));
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(a, &b), "{len} {at}");
+            }
+        }
+        assert!(!same_bytes(b"ab", b"abc"));
     }
 }

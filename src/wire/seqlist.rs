@@ -100,6 +100,27 @@ impl SeqList {
         }
     }
 
+    /// Add `first..=last` (first <= last) in O(1) when it does not start
+    /// before the last range held, as the items of a sorted list do: one
+    /// push, or a merge with that last range. Otherwise change nothing and
+    /// answer false (the caller collects such items and merges them once,
+    /// see [`SeqList::from_ranges`]).
+    #[inline]
+    pub(crate) fn try_append(&mut self, first: u64, last: u64) -> bool {
+        debug_assert!(first <= last);
+        match self.ranges.last_mut() {
+            Some(r) if first < r.0 => false,
+            Some(r) if first <= r.1.saturating_add(1) => {
+                r.1 = r.1.max(last);
+                true
+            }
+            _ => {
+                self.ranges.push((first, last));
+                true
+            }
+        }
+    }
+
     /// Add one Seq.
     pub fn insert(&mut self, seq: u64) {
         self.insert_range(seq, seq);
@@ -184,6 +205,28 @@ mod tests {
         }
         assert_eq!(a, SeqList::from_ranges(items));
         assert_eq!(a.to_string(), "0..1,5..20,40,18446744073709551615");
+    }
+
+    #[test]
+    fn try_append_then_from_ranges_matches_from_ranges() {
+        let cases: [&[(u64, u64)]; 5] = [
+            &[(1, 2), (5, 9), (11, 11)],
+            &[(1, 2), (3, 4), (4, 9)],
+            &[(10, 12), (1, 2), (0, u64::MAX)],
+            &[(u64::MAX, u64::MAX), (0, 0), (u64::MAX - 1, u64::MAX - 1)],
+            &[(7, 7), (7, 7), (6, 8), (20, 30), (9, 19)],
+        ];
+        for items in cases {
+            let mut s = SeqList::new();
+            let mut aside = Vec::new();
+            for &(a, b) in items {
+                if !s.try_append(a, b) {
+                    aside.push((a, b));
+                }
+            }
+            let s = SeqList::from_ranges(s.ranges().chain(aside));
+            assert_eq!(s, SeqList::from_ranges(items.iter().copied()), "{items:?}");
+        }
     }
 
     #[test]

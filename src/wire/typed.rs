@@ -8,7 +8,7 @@
 use super::error::{ErrorKind, Field, ParseError};
 use super::grammar::{self, Fail};
 use super::limits::Limits;
-use super::pdu::{HeaderRef, PduView};
+use super::pdu::PduView;
 use super::seqlist::SeqList;
 use smallvec::SmallVec;
 use std::fmt;
@@ -188,11 +188,13 @@ pub fn hash_header_name(name: &str) -> Option<(HashScope, bool, &str)> {
 
 /// Decode a `Timeout` value on its own (e.g. from a header about to be sent).
 pub fn timeout_value(v: &[u8]) -> Option<Duration> {
-    whole(grammar::duration_ms(v), "seconds").ok().map(Duration::from_millis)
+    whole(grammar::duration_ms(v), "seconds")
+        .ok()
+        .map(Duration::from_millis)
 }
 
-fn invalid(f: Fail, h: &HeaderRef<'_>, field: Field) -> ParseError {
-    let mut e = f.locate(h.value, h.value_offset);
+fn invalid(f: Fail, value: &[u8], value_offset: usize, field: Field) -> ParseError {
+    let mut e = f.locate(value, value_offset);
     e.kind = ErrorKind::InvalidValue(field);
     e
 }
@@ -205,6 +207,35 @@ fn utf8(b: &[u8]) -> Result<&str, Fail> {
     std::str::from_utf8(b).map_err(|_| Fail::at(b, ErrorKind::StartLine, "UTF-8 text"))
 }
 
+/// The items of the seq lists of one PDU as they are parsed: appended in
+/// O(1) while they come in order (as the lists a peer writes do), the others
+/// set aside and merged once at the end, so even a list in reverse order
+/// costs n log n, never n². The result is the set [`SeqList::from_ranges`]
+/// gives for all the items.
+#[derive(Default)]
+struct SeqItems {
+    list: SeqList,
+    aside: Vec<(u64, u64)>,
+}
+
+impl SeqItems {
+    /// One item, `first <= last` (as `seq-item` guarantees).
+    #[inline]
+    fn push(&mut self, first: u64, last: u64) {
+        if !self.list.try_append(first, last) {
+            self.aside.push((first, last));
+        }
+    }
+
+    fn finish(self) -> SeqList {
+        if self.aside.is_empty() {
+            self.list
+        } else {
+            SeqList::from_ranges(self.list.ranges().chain(self.aside))
+        }
+    }
+}
+
 impl<B: AsRef<[u8]>> PduView<B> {
     /// Decode every header called `name` with `decode`; they must agree.
     fn single<'s, T: PartialEq>(
@@ -214,8 +245,8 @@ impl<B: AsRef<[u8]>> PduView<B> {
         decode: impl Fn(&'s [u8]) -> Result<T, Fail>,
     ) -> Result<Option<T>, ParseError> {
         let mut out: Option<T> = None;
-        for h in self.headers().filter(|h| h.is(name)) {
-            let v = decode(h.value).map_err(|f| invalid(f, &h, field))?;
+        for h in self.named(name).map(|h| self.value_at(h)) {
+            let v = decode(h.value).map_err(|f| invalid(f, h.value, h.value_offset, field))?;
             match &out {
                 Some(prev) if *prev != v => {
                     return Err(ParseError::new(
@@ -274,23 +305,23 @@ impl<B: AsRef<[u8]>> PduView<B> {
         max_items: usize,
     ) -> Result<Option<SeqList>, ParseError> {
         let mut count = 0usize;
-        let mut items: SmallVec<[(u64, u64); 8]> = SmallVec::new();
+        let mut list = SeqItems::default();
         let mut any = false;
-        for h in self.headers().filter(|h| h.is(name)) {
+        for h in self.named(name).map(|h| self.value_at(h)) {
             any = true;
-            grammar::seq_list(h.value, &mut count, max_items, |it| items.push(it)).map_err(
+            grammar::seq_list(h.value, &mut count, max_items, |(a, b)| list.push(a, b)).map_err(
                 |(f, over)| {
                     if over {
                         let mut e = f.locate(h.value, h.value_offset);
                         e.kind = ErrorKind::Limit(super::limits::Limit::SeqListItems);
                         e
                     } else {
-                        invalid(f, &h, field)
+                        invalid(f, h.value, h.value_offset, field)
                     }
                 },
             )?;
         }
-        Ok(any.then(|| SeqList::from_ranges(items)))
+        Ok(any.then(|| list.finish()))
     }
 
     /// `Seq`: this PDU's position in its sender's session stream.
@@ -322,22 +353,22 @@ impl<B: AsRef<[u8]>> PduView<B> {
     pub fn ignore_seq_limited(&self, max_items: usize) -> Result<Option<IgnoreSeq>, ParseError> {
         let mut star = false;
         let mut count = 0usize;
-        let mut items: SmallVec<[(u64, u64); 8]> = SmallVec::new();
+        let mut list = SeqItems::default();
         let mut any = false;
-        for h in self.headers().filter(|h| h.is(names::IGNORE_SEQ)) {
+        for h in self.named(names::IGNORE_SEQ).map(|h| self.value_at(h)) {
             any = true;
             if h.value == b"*" {
                 star = true;
                 continue;
             }
-            grammar::seq_list(h.value, &mut count, max_items, |it| items.push(it)).map_err(
+            grammar::seq_list(h.value, &mut count, max_items, |(a, b)| list.push(a, b)).map_err(
                 |(f, over)| {
                     if over {
                         let mut e = f.locate(h.value, h.value_offset);
                         e.kind = ErrorKind::Limit(super::limits::Limit::SeqListItems);
                         e
                     } else {
-                        invalid(f, &h, Field::IgnoreSeq)
+                        invalid(f, h.value, h.value_offset, Field::IgnoreSeq)
                     }
                 },
             )?;
@@ -345,7 +376,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
         Ok(match (any, star) {
             (false, _) => None,
             (true, true) => Some(IgnoreSeq::All),
-            (true, false) => Some(IgnoreSeq::List(SeqList::from_ranges(items))),
+            (true, false) => Some(IgnoreSeq::List(list.finish())),
         })
     }
 
@@ -447,7 +478,8 @@ impl<B: AsRef<[u8]>> PduView<B> {
                     "an algorithm name after the hash prefix",
                 ));
             }
-            let digest = grammar::base64_digest(h.value).map_err(|f| invalid(f, &h, field))?;
+            let digest = grammar::base64_digest(h.value)
+                .map_err(|f| invalid(f, h.value, h.value_offset, field))?;
             out.push(HashHeader {
                 scope,
                 keyed,
