@@ -592,6 +592,29 @@ fn eof_inside_a_pdu_is_an_error() {
         .is_none());
 }
 
+/// A stream that ends inside a head whose first line is already malformed
+/// reports that line, however the bytes were split (found by the
+/// `stream_chunks` fuzz target: fed whole, the first look reported the
+/// method error; fed byte by byte, the truncation).
+#[test]
+fn eof_after_a_malformed_line_reports_the_line_for_any_split() {
+    let data = b"\xb3RE\r\n\x03";
+    for chunk in 1..=data.len() {
+        let mut codec = StreamCodec::default();
+        let mut buf = BytesMut::new();
+        let mut err = None;
+        for c in data.chunks(chunk) {
+            buf.extend_from_slice(c);
+            if let Err(e) = codec.decode(&mut buf) {
+                err = Some(e);
+                break;
+            }
+        }
+        let err = err.unwrap_or_else(|| codec.decode_eof(&mut buf).unwrap_err());
+        assert_eq!(err.kind(), Some(ErrorKind::Method), "chunk {chunk}: {err}");
+    }
+}
+
 // ------------------------------------------------- buffers and zero copy
 
 #[test]

@@ -30,9 +30,13 @@
 //! The verdict never depends on how the input was split: whichever way the
 //! head is found, an error is the parser's verdict on the same bytes (the
 //! head, or its first `max_head_len + 1` bytes), so it names the first
-//! offending line exactly as `parse_datagram` would. The tests check this at
-//! every split point of the corpus, and the `stream_chunks` fuzz target
-//! against random splits.
+//! offending line exactly as `parse_datagram` would. Only its timing can
+//! differ: a malformed line seen at the first look is reported at once,
+//! while a head that trickles in is judged when it is complete, passes a
+//! limit, or is cut short by the end of the stream (`decode_eof` then
+//! reports the malformed line, if one arrived, rather than the truncation).
+//! The tests check this at every split point of the corpus, and the
+//! `stream_chunks` fuzz target against random splits.
 //!
 //! # After an error
 //! A framing error means the receiver no longer knows where the next PDU
@@ -365,7 +369,19 @@ impl Decoder for StreamCodec {
         }
         let expected = match &self.state {
             State::Head { .. } if src.is_empty() => return Ok(None),
-            State::Head { .. } => None,
+            State::Head { .. } => {
+                // The stream ends inside a head. If a line that did arrive
+                // is already malformed, that is the error to report: it is
+                // what the first look would have said had these bytes come
+                // in one read, so the verdict does not depend on the split.
+                let cut = src.len().min(self.max_head().saturating_add(1));
+                match self.parse(&src[..cut]) {
+                    Err(e) if e.kind != ErrorKind::UnterminatedHead => {
+                        return Err(self.fail_parse(e))
+                    }
+                    _ => None,
+                }
+            }
             State::Body { total, .. } => Some(*total),
             State::Failed(f) => return Err(f.to_error()),
         };
