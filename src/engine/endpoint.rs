@@ -1405,7 +1405,7 @@ impl Endpoint {
             );
         }
         if cannot {
-            self.bye_cannot_retransmit(sid);
+            self.bye_cannot_retransmit(now, sid);
             return;
         }
         let Some(s) = self.sessions.get_mut(&sid) else {
@@ -1485,7 +1485,7 @@ impl Endpoint {
                 session = sid,
                 "gap unfilled after the NACK rounds; ending the session"
             );
-            self.bye_cannot_retransmit_reason(sid, CloseReason::GapUnfilled);
+            self.bye_cannot_retransmit_reason(now, sid, CloseReason::GapUnfilled);
             return;
         }
         let peer = s.peer;
@@ -1498,13 +1498,13 @@ impl Endpoint {
         self.wake_session(sid, now + interval);
     }
 
-    fn bye_cannot_retransmit(&mut self, sid: u64) {
-        self.bye_cannot_retransmit_reason(sid, CloseReason::CannotRetransmit);
+    fn bye_cannot_retransmit(&mut self, now: Instant, sid: u64) {
+        self.bye_cannot_retransmit_reason(now, sid, CloseReason::CannotRetransmit);
     }
 
     /// End the session with `BYE` + `Ignore-Seq: *` (SPEC §8). The BYE is
     /// retransmitted until ACKed, but the application learns at once.
-    fn bye_cannot_retransmit_reason(&mut self, sid: u64, reason: CloseReason) {
+    fn bye_cannot_retransmit_reason(&mut self, now: Instant, sid: u64, reason: CloseReason) {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -1516,9 +1516,28 @@ impl Endpoint {
         let _ = b.set_value(&H_TX_ID, Bytes::from(tx));
         let mid = self.new_id("m");
         let _ = b.set_value(&H_MESSAGE_ID, Bytes::from(mid));
-        self.stamp_addressing(&mut b, None);
-        self.send_pdu(Some(sid), b, peer, SentKind::Other);
+        // The BYE takes the session's next Seq now, but is kept as a
+        // request of no session: dropping the session must not cancel its
+        // retransmission (SPEC §6), and its ACK finds it by TX-ID.
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            b.set_number(&H_SEQ, s.next_out);
+            s.next_out += 1;
+            if let Some(id) = &s.session_id {
+                let _ = b.set_value(&H_SESSION_ID, Bytes::from(id.clone()));
+            }
+            if let Some(a) = s.ack_floor() {
+                b.set_number(&H_ACK_SEQ, a);
+            }
+        }
         self.drop_session(sid, reason);
+        if self
+            .start_request(now, peer, None, b.clone(), OutKind::Bye)
+            .is_err()
+        {
+            // Too many requests pending: send it once, unretransmitted.
+            self.stamp_addressing(&mut b, None);
+            self.push(peer, b.to_bytes());
+        }
     }
 
     /// Forget a session and everything pending in it; tell the application.
@@ -1546,6 +1565,13 @@ impl Endpoint {
         if let Some(id) = &s.session_id {
             if self.session_by_id.get(id) == Some(&sid) {
                 self.session_by_id.remove(id);
+            }
+        }
+        // Replies given in the session stop being retransmitted: their Seqs
+        // belong to a stream that no longer exists.
+        for t in self.in_txs.values_mut() {
+            if t.session == Some(sid) {
+                t.deadline = None;
             }
         }
         let pending: Vec<u64> = self
@@ -1625,7 +1651,7 @@ impl Endpoint {
                         .is_some_and(|s| s.mode == SessionMode::Ordered)
                     {
                         // The peer is unreachable: order cannot be kept.
-                        self.bye_cannot_retransmit_reason(sid, CloseReason::Timeout);
+                        self.bye_cannot_retransmit_reason(now, sid, CloseReason::Timeout);
                     }
                 }
                 (OutKind::App, _) => self.emit(Event::RequestTimedOut {
@@ -1635,7 +1661,7 @@ impl Endpoint {
                     self.drop_session(sid, CloseReason::Timeout)
                 }
                 (OutKind::Bye, Some(sid)) => self.drop_session(sid, CloseReason::Local),
-                (OutKind::Segment, _) => self.segment_failed(id), // fails its request
+                (OutKind::Segment, _) => self.segment_failed(now, id), // fails its request
                 (_, None) => {}
             }
             return;
