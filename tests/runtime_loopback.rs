@@ -153,3 +153,42 @@ async fn request_to_nobody_times_out() {
     assert_eq!(got, 3);
     c.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_garbage_is_reported_and_the_connection_closed() {
+    use acorn::engine::{Event, Violation};
+    use acorn::runtime::PeerEvent;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, _incoming, mut events) = PeerBuilder::new(Config::default())
+        .udp(SocketAddr::from(LOCAL))
+        .tcp(SocketAddr::from(LOCAL))
+        .start()
+        .await
+        .unwrap();
+    let mut s = tokio::net::TcpStream::connect(server.tcp_addr().unwrap())
+        .await
+        .unwrap();
+    s.write_all(b"NOT  ACORN AT ALL\r\n\r\n").await.unwrap();
+    let violation = timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(PeerEvent::Engine(Event::ProtocolViolation { violation, .. })) =
+                events.recv().await
+            {
+                return violation;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(violation, Violation::Malformed(_)),
+        "{violation:?}"
+    );
+    let mut rest = Vec::new();
+    let n = timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 0, "the server closed the connection");
+    server.shutdown().await.unwrap();
+}

@@ -52,6 +52,9 @@ pub(crate) enum Cmd {
         session: SessionHandle,
         reply: Reply<Resumed>,
     },
+    Stats {
+        reply: Reply<crate::engine::Stats>,
+    },
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -66,6 +69,8 @@ enum ConnMsg {
     Closed(SocketAddr, Option<String>),
     /// A connection we dialled was re-established after it dropped.
     Redialled(SocketAddr, TcpStream),
+    /// The stream stopped framing (the connection is then closed).
+    Malformed(SocketAddr, crate::wire::ParseError),
 }
 
 /// How a resumption ended (see [`Peer::resume_session`](super::Peer::resume_session)).
@@ -205,6 +210,13 @@ impl Driver {
                             self.redial(from);
                         }
                     }
+                    ConnMsg::Malformed(from, e) => {
+                        debug!(%from, error = %e, "stream framing error; closing the connection");
+                        self.event(PeerEvent::Engine(Event::ProtocolViolation {
+                            peer: from,
+                            violation: crate::engine::Violation::Malformed(e),
+                        }));
+                    }
                     ConnMsg::Redialled(to, stream) => {
                         self.adopt(stream, to);
                         let now = Instant::now();
@@ -276,6 +288,9 @@ impl Driver {
                             }
                         }
                         Some(Err(e)) => {
+                            if let Some(pe) = e.parse_error() {
+                                let _ = conn_tx.send(ConnMsg::Malformed(from, *pe));
+                            }
                             let _ = conn_tx.send(ConnMsg::Closed(from, Some(e.to_string())));
                             return;
                         }
@@ -417,6 +432,9 @@ impl Driver {
                         let _ = reply.send(Err(e.into()));
                     }
                 }
+            }
+            Cmd::Stats { reply } => {
+                let _ = reply.send(Ok(self.endpoint.stats()));
             }
             Cmd::Shutdown { .. } => {}
         }
