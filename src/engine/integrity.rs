@@ -470,7 +470,13 @@ mod tests {
             Verdict::default()
         );
         let wrong_key = HmacKey::new(b"K".to_vec());
-        let p = pdu_with(&[("Content-Hash-HMAC-SHA512", b64(&HashAlg::Sha512.hmac(&key, b"body")))], b"body");
+        let p = pdu_with(
+            &[(
+                "Content-Hash-HMAC-SHA512",
+                b64(&HashAlg::Sha512.hmac(&key, b"body")),
+            )],
+            b"body",
+        );
         assert!(!verify(&p, HashScope::Content, p.body(), Some(&wrong_key)).ok());
         let _ = good;
     }
@@ -492,7 +498,10 @@ mod tests {
         assert_eq!(stamp(&mut b, HashScope::Content, &cfg, peer, b"payload"), 0);
         let other: SocketAddr = "127.0.0.2:9".parse().unwrap();
         let mut b2 = b.clone();
-        assert_eq!(stamp(&mut b2, HashScope::Payload, &cfg, other, b"payload"), 1);
+        assert_eq!(
+            stamp(&mut b2, HashScope::Payload, &cfg, other, b"payload"),
+            1
+        );
         let before = b.to_bytes().len();
         let mut empty = PduBuilder::request("PUT", "/x").unwrap();
         empty.body(Bytes::from_static(b"payload"));

@@ -15,10 +15,10 @@ pub mod timing;
 
 pub use config::{Config, EngineLimits, ModePolicy, ResumePolicy, RetryPolicy};
 pub use endpoint::{Endpoint, Stats};
-pub use integrity::{HashAlg, HashSpec, HmacKey, IntegrityConfig};
-pub use segment::SegmentConfig;
-pub use timing::Timestamp;
 pub use event::{
     CloseReason, EngineError, EngineLimit, Event, IncomingId, RequestId, SessionHandle, Transmit,
     Violation,
 };
+pub use integrity::{HashAlg, HashSpec, HmacKey, IntegrityConfig};
+pub use segment::SegmentConfig;
+pub use timing::Timestamp;

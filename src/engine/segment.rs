@@ -42,7 +42,7 @@
 use super::event::EngineLimit;
 use crate::wire::{ParseError, ParseOptions, Pdu, PduBuilder};
 use bytes::{Bytes, BytesMut};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -128,6 +128,9 @@ pub(crate) fn plan(head_len: usize, body_len: usize, budget: usize) -> Option<(u
 /// Why a payload was refused, and with which status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
+    /// `400`: a segment's `Content-Hash-*` or the payload's
+    /// `Payload-Hash-*` did not match.
+    HashMismatch(crate::wire::HashScope),
     /// `413`: over `max_payload_len` or `max_segments`.
     TooLarge(EngineLimit),
     /// `503`: over `max_reassemblies` or `max_reassembly_bytes`.
@@ -142,6 +145,12 @@ impl Refusal {
             Refusal::TooLarge(_) => (413, "Payload Too Large"),
             Refusal::Busy(_) => (503, "Reassembly Busy"),
             Refusal::Inconsistent(_) => (400, "Inconsistent Segments"),
+            Refusal::HashMismatch(crate::wire::HashScope::Content) => {
+                (400, "Content Hash Mismatch")
+            }
+            Refusal::HashMismatch(crate::wire::HashScope::Payload) => {
+                (400, "Payload Hash Mismatch")
+            }
         }
     }
 }
@@ -153,8 +162,9 @@ pub(crate) enum Offer {
     Held,
     /// This index is already held (a duplicate under another Message-ID).
     Duplicate,
-    /// The payload was already delivered, refused or expired.
-    Late,
+    /// The payload was already delivered or expired (`None`), or refused
+    /// (the refusal, to be given again: the first may have been lost).
+    Late(Option<Refusal>),
     /// The last missing segment: every part in index order.
     Complete(Vec<Pdu>),
     /// The payload is refused; what was held of it is dropped.
@@ -188,7 +198,8 @@ pub(crate) struct Reassembler {
     partial: HashMap<Key, Partial>,
     held: usize,
     finished: VecDeque<(Instant, Key)>,
-    finished_set: HashSet<Key>,
+    /// The finished ids, with the refusal of those that were refused.
+    finished_set: HashMap<Key, Option<Refusal>>,
 }
 
 impl Reassembler {
@@ -208,10 +219,15 @@ impl Reassembler {
         self.finished.len()
     }
 
-    fn finish(&mut self, cfg: &SegmentConfig, now: Instant, key: Key) {
-        if cfg.max_finished == 0 || !self.finished_set.insert(key.clone()) {
+    fn finish(&mut self, cfg: &SegmentConfig, now: Instant, key: Key, refusal: Option<Refusal>) {
+        if cfg.max_finished == 0 {
             return;
         }
+        if let Some(r) = self.finished_set.get_mut(&key) {
+            *r = r.or(refusal);
+            return;
+        }
+        self.finished_set.insert(key.clone(), refusal);
         while self.finished.len() >= cfg.max_finished {
             if let Some((_, old)) = self.finished.pop_front() {
                 self.finished_set.remove(&old);
@@ -228,16 +244,24 @@ impl Reassembler {
 
     fn refuse(&mut self, cfg: &SegmentConfig, now: Instant, key: Key, r: Refusal) -> Offer {
         self.drop_partial(&key);
-        self.finish(cfg, now, key);
+        self.finish(cfg, now, key, Some(r));
         Offer::Refused(r)
     }
 
-    /// Give up payload `id` from `peer` (one of its segments failed its
-    /// hash): drop what is held, and treat later segments as late.
-    pub(crate) fn abandon(&mut self, cfg: &SegmentConfig, now: Instant, peer: SocketAddr, id: String) {
+    /// Refuse payload `id` from `peer` for a reason found outside (a hash
+    /// that did not match), also after it completed: drop what is held,
+    /// and answer later segments with the same refusal.
+    pub(crate) fn abandon(
+        &mut self,
+        cfg: &SegmentConfig,
+        now: Instant,
+        peer: SocketAddr,
+        id: String,
+        r: Refusal,
+    ) {
         let key = (peer, id);
         self.drop_partial(&key);
-        self.finish(cfg, now, key);
+        self.finish(cfg, now, key, Some(r));
     }
 
     /// Take segment `index` of `count` of payload `id` from `peer`.
@@ -254,8 +278,8 @@ impl Reassembler {
         pdu: Pdu,
     ) -> Offer {
         let key = (peer, id);
-        if self.finished_set.contains(&key) {
-            return Offer::Late;
+        if let Some(r) = self.finished_set.get(&key) {
+            return Offer::Late(*r);
         }
         if count > cfg.max_segments {
             return self.refuse(cfg, now, key, Refusal::TooLarge(EngineLimit::SegmentCount));
@@ -268,11 +292,21 @@ impl Reassembler {
         match self.partial.get(&key) {
             Some(p) => {
                 if p.count != count {
-                    return self.refuse(cfg, now, key, Refusal::Inconsistent("Segment-Count differs"));
+                    return self.refuse(
+                        cfg,
+                        now,
+                        key,
+                        Refusal::Inconsistent("Segment-Count differs"),
+                    );
                 }
                 if let (Some(a), Some(b)) = (p.payload_len, payload_len) {
                     if a != b {
-                        return self.refuse(cfg, now, key, Refusal::Inconsistent("Payload-Length differs"));
+                        return self.refuse(
+                            cfg,
+                            now,
+                            key,
+                            Refusal::Inconsistent("Payload-Length differs"),
+                        );
                     }
                 }
                 if p.parts.contains_key(&index) {
@@ -317,12 +351,12 @@ impl Reassembler {
             return Offer::Held;
         };
         self.held -= p.cost;
-        self.finish(cfg, now, key);
         if p.payload_len.is_some_and(|l| l != p.body_len as u64) {
-            return Offer::Refused(Refusal::Inconsistent(
-                "reassembled length differs from Payload-Length",
-            ));
+            let r = Refusal::Inconsistent("reassembled length differs from Payload-Length");
+            self.finish(cfg, now, key, Some(r));
+            return Offer::Refused(r);
         }
+        self.finish(cfg, now, key, None);
         Offer::Complete(p.parts.into_values().collect())
     }
 
@@ -361,7 +395,7 @@ impl Reassembler {
                     received: p.parts.len() as u64,
                     count: p.count,
                 });
-                self.finish(cfg, now, k);
+                self.finish(cfg, now, k, None);
             }
         }
         out
@@ -404,7 +438,9 @@ pub(crate) fn assemble(parts: &[Pdu], opts: &ParseOptions) -> Result<Pdu, ParseE
 
 /// The `count` bodies of a payload cut every `chunk` bytes (zero-copy).
 pub(crate) fn chunk_of(payload: &Bytes, chunk: usize, index: u64) -> Bytes {
-    let start = (index as usize - 1).saturating_mul(chunk).min(payload.len());
+    let start = (index as usize - 1)
+        .saturating_mul(chunk)
+        .min(payload.len());
     let end = start.saturating_add(chunk).min(payload.len());
     payload.slice(start..end)
 }
@@ -447,7 +483,8 @@ mod tests {
             assert!(matches!(o, Offer::Held | Offer::Duplicate), "{o:?}");
         }
         assert_eq!(r.len(), 1);
-        let Offer::Complete(parts) = offer(&mut r, &cfg, now, seg("t1", 2, 3, b"bb", Some(6))) else {
+        let Offer::Complete(parts) = offer(&mut r, &cfg, now, seg("t1", 2, 3, b"bb", Some(6)))
+        else {
             panic!("not complete")
         };
         assert_eq!((r.len(), r.held_bytes()), (0, 0));
@@ -461,7 +498,7 @@ mod tests {
         // A late copy is recognised, not held again.
         assert!(matches!(
             offer(&mut r, &cfg, now, seg("t1", 2, 3, b"bb", Some(6))),
-            Offer::Late
+            Offer::Late(None)
         ));
         assert_eq!(r.len(), 0);
     }
@@ -477,6 +514,11 @@ mod tests {
             Offer::Refused(Refusal::Inconsistent(_))
         ));
         assert_eq!((r.len(), r.held_bytes()), (0, 0));
+        // A later segment of the refused payload gets the same refusal.
+        assert!(matches!(
+            offer(&mut r, &cfg, now, seg("a", 2, 2, b"x", None)),
+            Offer::Late(Some(Refusal::Inconsistent(_)))
+        ));
         offer(&mut r, &cfg, now, seg("b", 1, 2, b"x", Some(5)));
         assert!(matches!(
             offer(&mut r, &cfg, now, seg("b", 2, 2, b"x", Some(5))),
@@ -511,13 +553,22 @@ mod tests {
             offer(&mut r, &cfg, now, seg("g", 2, 2, b"123456", None)),
             Offer::Refused(Refusal::TooLarge(EngineLimit::PayloadSize))
         ));
-        assert!(matches!(offer(&mut r, &cfg, now, seg("p", 1, 4, b"", None)), Offer::Held));
-        assert!(matches!(offer(&mut r, &cfg, now, seg("q", 1, 4, b"", None)), Offer::Held));
+        assert!(matches!(
+            offer(&mut r, &cfg, now, seg("p", 1, 4, b"", None)),
+            Offer::Held
+        ));
+        assert!(matches!(
+            offer(&mut r, &cfg, now, seg("q", 1, 4, b"", None)),
+            Offer::Held
+        ));
         assert!(matches!(
             offer(&mut r, &cfg, now, seg("r", 1, 4, b"", None)),
             Offer::Refused(Refusal::Busy(EngineLimit::Reassemblies))
         ));
-        assert!(matches!(offer(&mut r, &cfg, now, seg("p", 2, 4, b"", None)), Offer::Held));
+        assert!(matches!(
+            offer(&mut r, &cfg, now, seg("p", 2, 4, b"", None)),
+            Offer::Held
+        ));
         assert!(matches!(
             offer(&mut r, &cfg, now, seg("q", 2, 4, b"", None)),
             Offer::Refused(Refusal::Busy(EngineLimit::ReassemblyBytes))
@@ -543,7 +594,9 @@ mod tests {
         assert_eq!(plan(200, 1001, 1200), Some((1000, 2)));
         assert_eq!(plan(1200, 10, 1200), None);
         let p = Bytes::from((0..=255u8).cycle().take(2500).collect::<Vec<u8>>());
-        let joined: Vec<u8> = (1..=3).flat_map(|i| chunk_of(&p, 1000, i).to_vec()).collect();
+        let joined: Vec<u8> = (1..=3)
+            .flat_map(|i| chunk_of(&p, 1000, i).to_vec())
+            .collect();
         assert_eq!(joined, p.to_vec());
         assert_eq!(chunk_of(&p, 1000, 3).len(), 500);
     }

@@ -22,8 +22,10 @@
 //! answers — is made when the last segment arrives, under the plain TX-ID
 //! key, so the requester's ACK of the final reply finds it. Refusals of a
 //! payload (bounds, inconsistent segments, hash mismatch) are final replies
-//! on that payload transaction, so they are retransmitted until ACKed and
-//! answered again for a duplicate.
+//! that leave no transaction behind (a flood must not fill the table with
+//! refusals, and a refusal must not be retransmitted to a spoofed source);
+//! the reassembler remembers the refusal, and every later segment of the
+//! payload is answered with it again, so a lost refusal is repeated.
 
 use super::*;
 use crate::engine::integrity::{self, Verdict};
@@ -89,6 +91,9 @@ struct OutTransfer {
 struct LastSend {
     /// Its place in the payload's transmissions.
     order: u64,
+    /// The place of its first transmission: an ACK of a resent segment may
+    /// answer any copy, so it vouches only for what was sent before the first.
+    first_order: u64,
     /// The attempt that transmission was (a timer retransmission changes it).
     attempt: u32,
     /// Segments sent after it and acknowledged since.
@@ -110,7 +115,7 @@ impl Rtt {
                 self.rttvar = sample / 2;
             }
             Some(s) => {
-                let diff = if s > sample { s - sample } else { sample - s };
+                let diff = s.abs_diff(sample);
                 self.rttvar = (self.rttvar * 3 + diff) / 4;
                 self.srtt = Some((s * 7 + sample) / 8);
             }
@@ -429,6 +434,7 @@ impl Endpoint {
                     sid,
                     LastSend {
                         order,
+                        first_order: order,
                         attempt: 1,
                         later_acks: 0,
                     },
@@ -482,7 +488,7 @@ impl Endpoint {
         let mut resend = Vec::new();
         if let Some(acked) = t.last_send.remove(&seg) {
             for (&other, ls) in t.last_send.iter_mut() {
-                if ls.order < acked.order {
+                if ls.order < acked.first_order {
                     ls.later_acks += 1;
                     if ls.later_acks == FAST_RETRANSMIT_ACKS {
                         resend.push(other);
@@ -521,6 +527,7 @@ impl Endpoint {
                     order: t.sends,
                     attempt,
                     later_acks: 0,
+                    ..*ls
                 };
             }
         }
@@ -562,19 +569,19 @@ impl Endpoint {
         if let Some(t) = self.transfers.out.get_mut(&parent) {
             t.sends += 1;
             let order = t.sends;
-            t.last_send.insert(
-                seg,
-                LastSend {
+            if let Some(ls) = t.last_send.get_mut(&seg) {
+                *ls = LastSend {
                     order,
                     attempt,
                     later_acks: 0,
-                },
-            );
+                    ..*ls
+                };
+            }
         }
     }
 
     /// Segment `seg` exhausted its attempts: the whole request failed.
-    pub(super) fn segment_failed(&mut self, now: Instant, seg: u64) {
+    pub(super) fn segment_failed(&mut self, seg: u64) {
         let Some(parent) = self.transfers.seg_parent.remove(&seg) else {
             return;
         };
@@ -592,7 +599,7 @@ impl Endpoint {
                 .is_some_and(|s| s.mode == SessionMode::Ordered)
             {
                 // The peer is unreachable: order cannot be kept.
-                self.bye_cannot_retransmit_reason(now, sid, CloseReason::Timeout);
+                self.bye_cannot_retransmit_reason(sid, CloseReason::Timeout);
             }
         }
     }
@@ -681,24 +688,20 @@ impl Endpoint {
             return None;
         };
         if self.in_by_key.contains_key(&(from, whole.clone())) {
-            trace!(%from, %payload, "late segment of an answered payload");
+            trace!(%from, %payload, "late segment of a delivered payload");
             return None;
         }
         let cfg = self.cfg.segments;
         if let Some(header) = v.failed {
-            self.transfers.reasm.abandon(&cfg, now, from, payload);
             self.integrity_failed(from, session, header);
-            self.answer_payload(
-                now,
-                from,
-                id,
-                whole,
-                HASH_MISMATCH_STATUS,
-                "Content Hash Mismatch",
-            );
+            let r = Refusal::HashMismatch(HashScope::Content);
+            self.transfers.reasm.abandon(&cfg, now, from, payload, r);
+            self.refuse_payload(now, from, &pdu, r);
             return None;
         }
         let payload_len = pdu.payload_length().ok().flatten();
+        // Kept for a refusal: the segment itself goes to the reassembler.
+        let head = pdu.clone();
         let offer = self.transfers.reasm.offer(
             &cfg,
             now,
@@ -710,7 +713,12 @@ impl Endpoint {
             pdu,
         );
         match offer {
-            Offer::Held | Offer::Duplicate | Offer::Late => None,
+            Offer::Held | Offer::Duplicate | Offer::Late(None) => None,
+            Offer::Late(Some(r)) => {
+                // The refusal again, as the first one may have been lost.
+                self.refuse_payload(now, from, &head, r);
+                None
+            }
             Offer::Refused(r) => {
                 debug!(%from, %payload, ?r, "payload refused");
                 match r {
@@ -723,18 +731,20 @@ impl Endpoint {
                     Refusal::Inconsistent(reason) => {
                         self.violation(from, Violation::SegmentsInconsistent { reason })
                     }
+                    Refusal::HashMismatch(_) => {}
                 }
-                let (status, text) = r.status();
-                self.answer_payload(now, from, id, whole, status, text);
+                self.refuse_payload(now, from, &head, r);
                 None
             }
             Offer::Complete(parts) => {
                 let whole_pdu = match segment::assemble(&parts, &self.cfg.parse) {
                     Ok(p) => p,
                     Err(e) => {
-                        // The parts parsed one by one; the joined head is theirs.
+                        // Every part parsed; the joined head is the first's.
                         warn!(%from, error = %e, "reassembled payload did not parse");
-                        self.answer_payload(now, from, id, whole, 400, "Inconsistent Segments");
+                        let r = Refusal::Inconsistent("reassembled payload did not parse");
+                        self.transfers.reasm.abandon(&cfg, now, from, payload, r);
+                        self.refuse_payload(now, from, &head, r);
                         return None;
                     }
                 };
@@ -748,17 +758,12 @@ impl Endpoint {
                 self.report_unchecked(from, &p);
                 if let Some(header) = p.failed {
                     self.integrity_failed(from, session, header);
-                    self.answer_payload(
-                        now,
-                        from,
-                        id,
-                        whole,
-                        HASH_MISMATCH_STATUS,
-                        "Payload Hash Mismatch",
-                    );
+                    let r = Refusal::HashMismatch(HashScope::Payload);
+                    self.transfers.reasm.abandon(&cfg, now, from, payload, r);
+                    self.refuse_payload(now, from, &head, r);
                     return None;
                 }
-                let wid = self.payload_txn(now, from, id, whole)?;
+                let wid = self.payload_txn(now, from, id, whole, &head)?;
                 debug!(%from, %payload, len = whole_pdu.body().len(), "payload reassembled");
                 self.emit(Event::RequestReceived {
                     id: IncomingId(wid),
@@ -771,6 +776,15 @@ impl Endpoint {
         }
     }
 
+    /// Refuse a whole payload with a final reply that leaves no state
+    /// behind, like the engine's other load-shedding answers: a flood of
+    /// segments must not fill the transaction table with refusals. A later
+    /// segment of the payload gets the refusal again.
+    fn refuse_payload(&mut self, now: Instant, from: SocketAddr, seg: &Pdu, r: Refusal) {
+        let (status, text) = r.status();
+        self.refuse(now, seg, from, status, text);
+    }
+
     /// Open the payload's own transaction (what the application answers),
     /// modelled on segment transaction `seg`, under key `whole`.
     fn payload_txn(
@@ -779,22 +793,10 @@ impl Endpoint {
         from: SocketAddr,
         seg: u64,
         whole: String,
+        head: &Pdu,
     ) -> Option<u64> {
         let key = (from, whole);
         if self.in_by_key.contains_key(&key) {
-            return None;
-        }
-        if !self.make_room_in() {
-            self.emit(Event::LimitReached {
-                limit: EngineLimit::ReplyCache,
-                peer: Some(from),
-            });
-            // Every remembered request awaits the application: answer
-            // through the segment's own transaction instead.
-            if let Some(t) = self.in_txs.get_mut(&seg) {
-                t.state = InState::Waiting;
-            }
-            let _ = self.respond(now, IncomingId(seg), PduBuilder::static_reply(503, "Busy"));
             return None;
         }
         let t = self.in_txs.get(&seg)?;
@@ -810,26 +812,20 @@ impl Endpoint {
             state: InState::Waiting,
             deadline: None,
         };
+        if !self.make_room_in() {
+            // Every remembered request awaits the application.
+            self.emit(Event::LimitReached {
+                limit: EngineLimit::ReplyCache,
+                peer: Some(from),
+            });
+            self.refuse(now, head, from, 503, "Busy");
+            return None;
+        }
         let id = self.handle();
         self.in_by_key.insert(key, id);
         self.in_order.push_back(id);
         self.in_txs.insert(id, txn);
         Some(id)
-    }
-
-    /// Refuse a whole payload with a final reply on its own transaction.
-    fn answer_payload(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        seg: u64,
-        whole: String,
-        status: u16,
-        text: &'static str,
-    ) {
-        if let Some(id) = self.payload_txn(now, from, seg, whole) {
-            let _ = self.respond(now, IncomingId(id), PduBuilder::static_reply(status, text));
-        }
     }
 
     /// A reply is about to be acted on: false (and reported) when one of
