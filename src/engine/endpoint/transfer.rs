@@ -581,7 +581,7 @@ impl Endpoint {
     }
 
     /// Segment `seg` exhausted its attempts: the whole request failed.
-    pub(super) fn segment_failed(&mut self, seg: u64) {
+    pub(super) fn segment_failed(&mut self, now: Instant, seg: u64) {
         let Some(parent) = self.transfers.seg_parent.remove(&seg) else {
             return;
         };
@@ -599,7 +599,7 @@ impl Endpoint {
                 .is_some_and(|s| s.mode == SessionMode::Ordered)
             {
                 // The peer is unreachable: order cannot be kept.
-                self.bye_cannot_retransmit_reason(sid, CloseReason::Timeout);
+                self.bye_cannot_retransmit_reason(now, sid, CloseReason::Timeout);
             }
         }
     }
