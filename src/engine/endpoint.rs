@@ -804,19 +804,21 @@ impl Endpoint {
                         self.stats.duplicates += 1;
                         return;
                     }
-                    if s.reorder.len() >= limits.max_reorder_pdus {
+                    let held = s.reorder.len() < limits.max_reorder_pdus;
+                    if held {
+                        s.reorder.insert(seq, pdu);
+                    } else {
                         self.emit(Event::LimitReached {
                             limit: EngineLimit::ReorderBuffer,
                             peer: Some(from),
                         });
-                    } else {
-                        s.reorder.insert(seq, pdu);
                     }
                     // A new gap is NACKed at once — after a quarter round
                     // trip once the round trip is known, so a PDU that was
                     // only reordered can close it first. An unchanged gap
-                    // is paced.
-                    let new_gap = old_max.map_or(seq > next, |m| seq > m + 1);
+                    // is paced. A dropped PDU opens no gap the NACK could
+                    // name: it only re-asks for the old ones, so it is paced.
+                    let new_gap = held && old_max.map_or(seq > next, |m| seq > m + 1);
                     let Some(s) = self.sessions.get_mut(&sid) else {
                         return;
                     };
