@@ -2,50 +2,18 @@
 
 use acorn::engine::Config;
 use acorn::runtime::{Dest, Peer, PeerBuilder};
-use acorn::wire::{PduBuilder, SessionMode};
+use acorn::wire::SessionMode;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::timeout;
 
-const LOCAL: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+mod runtime_support;
+use runtime_support::{client, put, Seen, LOCAL};
 
-/// A server that answers every request `200 OK` echoing the body and
-/// records the bodies in the order they were delivered.
-async fn echo_server(tcp: bool) -> (Peer, Arc<Mutex<Vec<String>>>) {
-    let mut b = PeerBuilder::new(Config::default()).udp(SocketAddr::from(LOCAL));
-    if tcp {
-        b = b.tcp(SocketAddr::from(LOCAL));
-    }
-    let (peer, mut incoming, _events) = b.start().await.unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Some(req) = incoming.recv().await {
-            log.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(req.pdu.body()).into_owned());
-            let mut r = PduBuilder::reply(200, "OK").unwrap();
-            r.body(req.pdu.body_bytes());
-            req.respond(r).unwrap();
-        }
-    });
+async fn echo_server(tcp: bool) -> (Peer, Seen) {
+    let (peer, seen, _events) =
+        runtime_support::echo_server(Config::default(), SocketAddr::from(LOCAL), tcp).await;
     (peer, seen)
-}
-
-async fn client() -> Peer {
-    PeerBuilder::new(Config::default())
-        .udp(SocketAddr::from(LOCAL))
-        .start()
-        .await
-        .unwrap()
-        .0
-}
-
-fn put(body: &str) -> PduBuilder {
-    let mut b = PduBuilder::request("PUT", "/echo").unwrap();
-    b.body(body.to_owned());
-    b
 }
 
 async fn request_reply(dest: Dest) {
@@ -79,7 +47,7 @@ async fn tcp_request_reply() {
     server.shutdown().await.unwrap();
 }
 
-async fn ordered_session(dest: Dest, seen: Arc<Mutex<Vec<String>>>, n: usize) {
+async fn ordered_session(dest: Dest, seen: Seen, n: usize) {
     let c = client().await;
     let s = c
         .open_session(dest, "/path", SessionMode::Ordered)

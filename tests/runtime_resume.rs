@@ -3,59 +3,18 @@
 //! that restarted, guessed ids, idle expiry and second channels.
 
 use acorn::engine::{CloseReason, Config, Event, ResumePolicy};
-use acorn::runtime::{Dest, Peer, PeerBuilder, PeerEvent, Resumed, RuntimeError};
-use acorn::wire::{parse_datagram, ParseOptions, PduBuilder, SessionMode};
+use acorn::runtime::{Dest, PeerBuilder, PeerEvent, Resumed, RuntimeError};
+use acorn::wire::{parse_datagram, ParseOptions, SessionMode};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::time::timeout;
 
-const LOCAL: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
-
-type Seen = Arc<Mutex<Vec<String>>>;
-
-async fn echo_server(
-    cfg: Config,
-    udp: SocketAddr,
-    tcp: bool,
-) -> (Peer, Seen, mpsc::Receiver<PeerEvent>) {
-    let mut b = PeerBuilder::new(cfg).udp(udp);
-    if tcp {
-        b = b.tcp(SocketAddr::from(LOCAL));
-    }
-    let (peer, mut incoming, events) = b.start().await.unwrap();
-    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Some(req) = incoming.recv().await {
-            log.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(req.pdu.body()).into_owned());
-            let mut r = PduBuilder::reply(200, "OK").unwrap();
-            r.body(req.pdu.body_bytes());
-            let _ = req.respond(r);
-        }
-    });
-    (peer, seen, events)
-}
-
-async fn client() -> Peer {
-    PeerBuilder::new(Config::default())
-        .udp(SocketAddr::from(LOCAL))
-        .start()
-        .await
-        .unwrap()
-        .0
-}
-
-fn put(body: &str) -> PduBuilder {
-    let mut b = PduBuilder::request("PUT", "/m").unwrap();
-    b.body(body.to_owned());
-    b
-}
+mod runtime_support;
+use runtime_support::{client, echo_server, put, LOCAL};
 
 /// A TCP relay whose current connection pair can be cut on demand.
 async fn cuttable_proxy(upstream: SocketAddr) -> (SocketAddr, Arc<Notify>) {
