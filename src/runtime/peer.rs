@@ -321,6 +321,12 @@ impl Peer {
         self.call(|reply| Cmd::Resume { session, reply }).await
     }
 
+    /// The engine's work counters so far: datagrams sent, retransmissions
+    /// (timer- and NACK-driven), NACKs, duplicates dropped, malformed input.
+    pub async fn stats(&self) -> Result<crate::engine::Stats, RuntimeError> {
+        self.call(|reply| Cmd::Stats { reply }).await
+    }
+
     /// Stop: flush what is queued on every socket, then end the driver.
     pub async fn shutdown(&self) -> Result<(), RuntimeError> {
         let (tx, rx) = oneshot::channel();
