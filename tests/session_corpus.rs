@@ -622,7 +622,7 @@ impl<'a> Run<'a> {
                 _ => {}
             }
             let (kind, _) = describe(&e);
-            if !self.sc.ignore_events.iter().any(|k| *k == kind) {
+            if !self.sc.ignore_events.contains(&kind) {
                 self.ev.push_back((t, e));
             }
         }
@@ -862,7 +862,7 @@ impl<'a> Run<'a> {
                 continue;
             }
             let want = substitute(value, &self.vars).map_err(|e| (n, e))?;
-            if !values.iter().any(|v| *v == want) {
+            if !values.contains(&want) {
                 return Err((
                     n,
                     format!(
