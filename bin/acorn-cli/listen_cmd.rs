@@ -197,8 +197,8 @@ async fn serve(
     Ok(status)
 }
 
-/// What ends the listener: Ctrl-C, SIGTERM, or `--exit-after`.
-struct Stop {
+/// What ends the listener (and `relay`): Ctrl-C, SIGTERM, or `--exit-after`.
+pub(crate) struct Stop {
     at: Option<Instant>,
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
@@ -209,7 +209,7 @@ struct Stop {
 impl Stop {
     /// Registers the signal handlers now, so a signal that arrives while
     /// the log is being written is not missed.
-    fn new(after: Option<Duration>) -> anyhow::Result<Stop> {
+    pub(crate) fn new(after: Option<Duration>) -> anyhow::Result<Stop> {
         #[cfg(unix)]
         use tokio::signal::unix::{signal, SignalKind};
         Ok(Stop {
@@ -221,7 +221,7 @@ impl Stop {
         })
     }
 
-    async fn wait(&mut self) -> &'static str {
+    pub(crate) async fn wait(&mut self) -> &'static str {
         let at = self.at;
         let deadline = async {
             match at {

@@ -11,7 +11,9 @@ mod fmt_cmd;
 mod input;
 mod json;
 mod listen_cmd;
+mod load_cmd;
 mod parse_cmd;
+mod relay_cmd;
 mod send_cmd;
 mod show;
 
@@ -35,6 +37,8 @@ pub(crate) enum Status {
     Timeout = 3,
     /// `send --check-status`: the final reply is 4xx or 5xx.
     Rejected = 4,
+    /// `load`: a message was lost, duplicated or delivered out of order.
+    Lost = 5,
 }
 
 impl From<Status> for ExitCode {
@@ -56,8 +60,10 @@ Exit status (details in each command's --help):
   0  success
   1  an input is not a valid PDU
   2  usage error, or an I/O error
-  3  send: no final reply before --timeout
+  3  send: no final reply before --timeout; load: nothing was answered
   4  send --check-status: the final reply is 4xx or 5xx
+     load: a session was refused, or a reply was not 2xx
+  5  load: a message was lost, duplicated or delivered out of order
 
 Set RUST_LOG (e.g. RUST_LOG=acorn=debug) to see the library's tracing on stderr.";
 
@@ -84,6 +90,15 @@ enum Command {
     /// body, and log every PDU and engine event.
     #[command(after_help = listen_cmd::EXIT_HELP)]
     Listen(listen_cmd::Args),
+    /// Put load on a peer: concurrent sessions (or plain transactions) at a
+    /// rate or as fast as possible; check delivery, report throughput and
+    /// latency percentiles.
+    #[command(after_help = load_cmd::EXIT_HELP)]
+    Load(load_cmd::Args),
+    /// Relay UDP between clients and a peer, dropping, duplicating,
+    /// reordering and delaying datagrams at seeded random rates.
+    #[command(after_help = relay_cmd::EXIT_HELP)]
+    Relay(relay_cmd::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<Status> {
@@ -92,6 +107,8 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Fmt(args) => fmt_cmd::run(&args),
         Command::Send(args) => send_cmd::run(&args),
         Command::Listen(args) => listen_cmd::run(&args),
+        Command::Load(args) => load_cmd::run(&args),
+        Command::Relay(args) => relay_cmd::run(&args),
     }
 }
 
