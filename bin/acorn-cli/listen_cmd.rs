@@ -8,9 +8,16 @@
 //! answers the requests the engine delivers (in session order) with
 //! `200 OK` echoing the body, and logs: every PDU received and sent (from
 //! the runtime's tap) and every engine event.
+//!
+//! The engine also checks every `Content-Hash-*`/`Payload-Hash-*` (a
+//! mismatch is answered `400` and logged, the request never delivered) and
+//! reassembles segmented payloads, so a request that arrives here is whole
+//! and intact. A payload too long to echo in one datagram is answered with
+//! its length and SHA-256 instead.
 
 use crate::{duration, input, json, show, Status};
-use acorn::engine::{CloseReason, Config, EngineLimit, Event, Violation};
+use acorn::engine::integrity::Unchecked;
+use acorn::engine::{CloseReason, Config, EngineLimit, Event, HashAlg, HashSpec, Violation};
 use acorn::runtime::{Dest, IncomingRequest, PeerBuilder, PeerEvent, WireDirection};
 use acorn::wire::{EncodeError, ParseOptions, Pdu, PduBuilder};
 use anyhow::{anyhow, bail, Context as _};
@@ -37,6 +44,10 @@ for bytes that do not parse, and {\"event\":...} for engine events.";
 
 /// How long the shutdown waits for the last log events.
 const DRAIN: Duration = Duration::from_secs(2);
+
+/// Longest body echoed back: a reply is one datagram (replies are not
+/// segmented), and this fits any UDP datagram with room for the head.
+const ECHO_MAX: usize = 32 * 1024;
 
 #[derive(Debug, clap::Args)]
 #[command(group(
@@ -74,6 +85,21 @@ pub(crate) struct Args {
     /// Shut down after this long (for scripts), e.g. 10s.
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     exit_after: Option<Duration>,
+    /// A hash to add to every reply with a body: sha256, sha512,
+    /// hmac-sha256 or hmac-sha512 (repeat for several). Hashes on requests
+    /// are verified whatever this says.
+    #[arg(long = "hash", value_name = "ALG", value_parser = parse_spec)]
+    hashes: Vec<HashSpec>,
+    /// The HMAC key shared with every peer (the file's bytes, less one
+    /// trailing newline): `*-Hash-HMAC-*` on requests are verified with it
+    /// (without it they are logged as unchecked), and hmac-* in --hash
+    /// signs replies with it. The key is never printed.
+    #[arg(long, value_name = "FILE")]
+    hmac_key_file: Option<std::path::PathBuf>,
+}
+
+fn parse_spec(s: &str) -> Result<HashSpec, String> {
+    HashSpec::parse(s).ok_or_else(|| format!("{s}: sha256, sha512, hmac-sha256 or hmac-sha512"))
 }
 
 /// `HOST:PORT` or `SCHEME://HOST:PORT` for a `--udp`/`--tcp` option:
@@ -119,6 +145,15 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Status> {
         cfg.session_idle_timeout = d;
     }
     cfg.parse.allow_bare_lf = args.lenient;
+    cfg.integrity.send = args.hashes.clone();
+    cfg.integrity.default_key = args
+        .hmac_key_file
+        .as_deref()
+        .map(crate::send_cmd::read_hmac_key)
+        .transpose()?;
+    if cfg.integrity.default_key.is_none() && args.hashes.iter().any(|h| h.keyed) {
+        bail!("--hash hmac-*: needs --hmac-key-file");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -264,6 +299,17 @@ async fn answer(mut incoming: mpsc::Receiver<IncomingRequest>) {
 
 fn echo(pdu: &Pdu) -> Result<PduBuilder, EncodeError> {
     let mut r = PduBuilder::reply(200, "OK")?;
+    if pdu.body().len() > ECHO_MAX {
+        use base64::Engine as _;
+        let digest = HashAlg::Sha256.digest(pdu.body());
+        r.header("Content-Type", "text/plain")?;
+        r.body(format!(
+            "received {} bytes, SHA-256 {}\n",
+            pdu.body().len(),
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        ));
+        return Ok(r);
+    }
     if let Some(ct) = pdu.header_ref("Content-Type") {
         r.header("Content-Type", Bytes::copy_from_slice(&ct.text()))?;
     }
@@ -384,6 +430,55 @@ fn describe(e: &Event) -> (String, Value) {
                 "session": session.map(|s| s.0),
             }),
         ),
+        Event::IntegrityFailed {
+            peer,
+            session,
+            header,
+        } => (
+            format!("! {header} from {peer} does not match: answered 400, not delivered"),
+            json!({
+                "event": "integrity_failed",
+                "peer": peer.to_string(),
+                "session": session.map(|s| s.0),
+                "header": header,
+            }),
+        ),
+        Event::HashNotChecked {
+            peer,
+            header,
+            reason,
+        } => {
+            let why = match reason {
+                Unchecked::UnknownAlgorithm => "unknown algorithm",
+                Unchecked::NoKey => "no HMAC key for the peer (--hmac-key-file)",
+            };
+            (
+                format!("* {header} from {peer} not checked: {why}"),
+                json!({
+                    "event": "hash_not_checked",
+                    "peer": peer.to_string(),
+                    "header": header,
+                    "reason": why,
+                }),
+            )
+        }
+        Event::ReassemblyExpired {
+            peer,
+            payload,
+            received,
+            count,
+        } => (
+            format!(
+                "! segmented payload {payload} from {peer} expired with {received} of {count} segments"
+            ),
+            json!({
+                "event": "reassembly_expired",
+                "peer": peer.to_string(),
+                "payload": payload,
+                "received": received,
+                "count": count,
+            }),
+        ),
         Event::ReplyUnacknowledged { id } => (
             format!(
                 "* reply to incoming request {} was never acknowledged",
@@ -445,6 +540,14 @@ fn violation_text(v: &Violation) -> (&'static str, String) {
             "missing_addressing",
             "request without From/To (answered 400)".to_owned(),
         ),
+        Violation::SegmentsInconsistent { reason } => (
+            "segments_inconsistent",
+            format!("segments of one payload disagree: {reason} (answered 400)"),
+        ),
+        Violation::SegmentWithoutId => (
+            "segment_without_id",
+            "segment without TX-ID or Segment-ID (answered 400)".to_owned(),
+        ),
         #[allow(unreachable_patterns)]
         other => ("other", format!("{other:?}")),
     }
@@ -458,6 +561,10 @@ fn limit_name(l: &EngineLimit) -> String {
         EngineLimit::ReorderBuffer => "max_reorder_pdus".to_owned(),
         EngineLimit::RetransmitBuffer => "max_retx_pdus".to_owned(),
         EngineLimit::SeenRanges => "max_seen_ranges".to_owned(),
+        EngineLimit::Reassemblies => "max_reassemblies".to_owned(),
+        EngineLimit::ReassemblyBytes => "max_reassembly_bytes".to_owned(),
+        EngineLimit::PayloadSize => "max_payload_len".to_owned(),
+        EngineLimit::SegmentCount => "max_segments".to_owned(),
         #[allow(unreachable_patterns)]
         other => format!("{other:?}"),
     }

@@ -5,16 +5,25 @@
 //! PDU the peer sends back through the crate's codecs, and stops at the
 //! final reply to its TX-ID. The only PDU it writes itself is the `ACK` of
 //! that final reply, so that a well-behaved peer stops retransmitting it.
+//!
+//! On request it shapes the PDU first (SPEC §7): `--hash` and
+//! `--hmac-key-file` add `Content-Hash-*` headers, and `--segment-size`
+//! sends a long body as segments — each a PDU of its own, sent a window at
+//! a time as the peer ACKs them (those ACKs are consumed, not printed).
 
 use crate::input::{self, Source};
 use crate::{duration, json, show, Status};
 use acorn::codec::{CodecError, DatagramCodec, StreamCodec, MAX_UDP_PAYLOAD};
+use acorn::engine::integrity::hash_header;
+use acorn::engine::segment::{segment_count, segment_request};
+use acorn::engine::{HashAlg, HashSpec, HmacKey};
 use acorn::runtime::Dest;
-use acorn::wire::{Limits, ParseError, ParseOptions, Pdu, PduBuilder};
+use acorn::wire::{HashScope, Limits, ParseError, ParseOptions, Pdu, PduBuilder};
 use anyhow::{anyhow, Context as _};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +49,11 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 
 /// How long to wait for the peer to close a TCP connection after our ACK.
 const TCP_LINGER: Duration = Duration::from_secs(1);
+
+/// Segments sent and not yet ACKed, at most (`--segment-size` over UDP):
+/// the engine's default window, so a long payload never floods the peer's
+/// socket buffer.
+const SEGMENT_WINDOW: usize = 64;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -84,6 +98,125 @@ pub(crate) struct Args {
     /// from the same address belong to the same session at the peer.
     #[arg(long, value_name = "HOST:PORT")]
     bind: Option<SocketAddr>,
+    /// Send a request whose body is longer than N bytes as segments of at
+    /// most N body bytes (SPEC §7): PDUs with `Segment: I/N`,
+    /// `Payload-Length`, the request's TX-ID (one is made up if it has
+    /// none) and Message-IDs `<its Message-ID>-I`. Over UDP 64 are in
+    /// flight at a time, the next going as one is ACKed; --retries resends
+    /// the unacknowledged ones. Segment ACKs are not printed or counted.
+    #[arg(long, value_name = "N", conflicts_with = "raw",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    segment_size: Option<u64>,
+    /// Add `Content-Hash-ALG` over the body (of each segment) and, when
+    /// segmented, `Payload-Hash-ALG` over the whole payload on the first
+    /// segment. ALG: sha256 or sha512 (also written SHA-256, ...).
+    #[arg(long, value_name = "ALG", conflicts_with = "raw", value_parser = parse_alg)]
+    hash: Option<HashAlg>,
+    /// Add the keyed forms (`Content-Hash-HMAC-ALG`, `Payload-Hash-HMAC-ALG`;
+    /// ALG from --hash, else sha256) with the key in FILE: its bytes, less
+    /// one trailing newline. The key is never printed.
+    #[arg(long, value_name = "FILE", conflicts_with = "raw")]
+    hmac_key_file: Option<PathBuf>,
+}
+
+fn parse_alg(s: &str) -> Result<HashAlg, String> {
+    HashAlg::from_name(s).ok_or_else(|| format!("{s}: sha256 or sha512"))
+}
+
+/// An HMAC key from a file: its bytes, less one trailing LF or CRLF (what
+/// `echo secret > key` adds). An empty key is refused.
+pub(crate) fn read_hmac_key(path: &std::path::Path) -> anyhow::Result<HmacKey> {
+    let mut k = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if k.ends_with(b"\n") {
+        k.pop();
+        if k.ends_with(b"\r") {
+            k.pop();
+        }
+    }
+    if k.is_empty() {
+        anyhow::bail!("{}: the HMAC key is empty", path.display());
+    }
+    Ok(HmacKey::new(k))
+}
+
+/// One PDU to put on the wire, and the Message-ID its ACK will name.
+struct Outgoing {
+    message_id: Option<String>,
+    bytes: Vec<u8>,
+}
+
+/// Apply --hash, --hmac-key-file and --segment-size to the checked PDU
+/// `wire`: the PDUs to send, and the TX-ID that marks the final reply.
+fn shape(
+    args: &Args,
+    wire: Vec<u8>,
+    tx_id: Option<String>,
+) -> Result<(Vec<Outgoing>, Option<String>), Fail> {
+    let pdu = Pdu::parse_datagram(Bytes::from(wire), &ParseOptions::strict())
+        .map_err(|e| Fail::usage(anyhow!("the PDU to send: {e}")))?;
+    let message_id = pdu.message_id().ok().flatten().map(str::to_owned);
+    if args.segment_size.is_none() && args.hash.is_none() && args.hmac_key_file.is_none() {
+        let bytes = pdu.as_bytes().to_vec();
+        return Ok((vec![Outgoing { message_id, bytes }], tx_id));
+    }
+    let key = args
+        .hmac_key_file
+        .as_deref()
+        .map(read_hmac_key)
+        .transpose()
+        .map_err(Fail::usage)?;
+    let alg = args.hash.unwrap_or(HashAlg::Sha256);
+    let specs: Vec<HashSpec> = [
+        args.hash.map(|alg| HashSpec { alg, keyed: false }),
+        key.as_ref().map(|_| HashSpec { alg, keyed: true }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let stamp = |b: &mut PduBuilder, scope: HashScope, data: &[u8]| {
+        for spec in &specs {
+            if let Some((name, value)) = hash_header(*spec, scope, key.as_ref(), data) {
+                let _ = b.set_value(&name, value);
+            }
+        }
+    };
+    let mut b = PduBuilder::from_pdu(&pdu);
+    let payload = pdu.body_bytes();
+    let size = args.segment_size.unwrap_or(u64::MAX);
+    if payload.len() as u64 <= size {
+        if !payload.is_empty() {
+            stamp(&mut b, HashScope::Content, &payload);
+        }
+        let bytes = b.to_bytes().to_vec();
+        return Ok((vec![Outgoing { message_id, bytes }], tx_id));
+    }
+    if !pdu.is_request() {
+        return Err(Fail::usage(anyhow!(
+            "--segment-size: only a request is segmented (its reply answers the whole payload)"
+        )));
+    }
+    let tx = tx_id.unwrap_or_else(|| format!("cli-t{:016x}", rand::random::<u64>()));
+    b.set_header("TX-ID", tx.clone()).map_err(Fail::usage)?;
+    b.remove_header("Message-ID");
+    let base = message_id.unwrap_or_else(|| format!("cli-m{:016x}", rand::random::<u64>()));
+    let chunk = usize::try_from(size).unwrap_or(usize::MAX);
+    let out = (1..=segment_count(payload.len(), chunk))
+        .map(|i| {
+            let mut s = segment_request(&b, &payload, chunk, i);
+            let mid = format!("{base}-{i}");
+            let _ = s.set_header("Message-ID", mid.clone());
+            let body = s.body_bytes().clone();
+            stamp(&mut s, HashScope::Content, &body);
+            if i == 1 {
+                stamp(&mut s, HashScope::Payload, &payload);
+            }
+            Outgoing {
+                message_id: Some(mid),
+                bytes: s.to_bytes().to_vec(),
+            }
+        })
+        .collect();
+    Ok((out, Some(tx)))
 }
 
 /// Why the command stopped short, with the exit status and the `kind` of
@@ -154,10 +287,14 @@ fn send(args: &Args) -> Result<Status, Fail> {
         let tx = acorn::wire::parse_datagram(&bytes, &ParseOptions::lenient())
             .ok()
             .and_then(|p| p.tx_id().ok().flatten().map(str::to_owned));
-        (bytes, tx)
+        let out = Outgoing {
+            message_id: None,
+            bytes,
+        };
+        (vec![out], tx)
     } else {
         match prepare(&source, &bytes, args.json)? {
-            Ok(prepared) => prepared,
+            Ok((wire, tx)) => shape(args, wire, tx)?,
             Err(status) => return Ok(status),
         }
     };
@@ -172,6 +309,7 @@ fn send(args: &Args) -> Result<Status, Fail> {
         limits,
         received: 0,
         seen_tx: false,
+        pending: HashMap::new(),
     };
     rt.block_on(async {
         match dest {
@@ -300,6 +438,8 @@ struct Exchange<'a> {
     received: u64,
     /// A PDU with our TX-ID arrived: the peer has the request, stop resending.
     seen_tx: bool,
+    /// Segments sent and not yet ACKed: Message-ID -> index.
+    pending: HashMap<String, usize>,
 }
 
 /// What a received PDU means for the exchange.
@@ -399,6 +539,24 @@ impl Exchange<'_> {
         }
     }
 
+    /// An ACK of one of our segments: forget the segment. Such ACKs are
+    /// the segmenting sender's business, not printed or counted.
+    fn segment_acked(&mut self, pdu: &Pdu) -> bool {
+        if self.pending.is_empty() || !pdu.is_ack() {
+            return false;
+        }
+        let Some(i) = pdu
+            .ack_message_id()
+            .ok()
+            .flatten()
+            .and_then(|m| self.pending.remove(m))
+        else {
+            return false;
+        };
+        self.trace(format!("* segment {} acknowledged\n", i + 1));
+        true
+    }
+
     /// Report bytes from the peer that are not a valid PDU.
     fn on_garbage(&self, e: &ParseError, bytes: &[u8]) -> Result<(), Fail> {
         invalid(&self.dest.to_string(), bytes, e, self.args.json)
@@ -426,7 +584,7 @@ impl Exchange<'_> {
         Ok(a)
     }
 
-    async fn udp(&mut self, addr: SocketAddr, wire: &[u8]) -> Result<Status, Fail> {
+    async fn udp(&mut self, addr: SocketAddr, out: &[Outgoing]) -> Result<Status, Fail> {
         let local = self.args.bind.unwrap_or_else(|| wildcard(addr));
         let sock = UdpSocket::bind(local)
             .await
@@ -439,10 +597,19 @@ impl Exchange<'_> {
         }
         let start = Instant::now();
         let deadline = start + self.args.timeout;
-        self.trace_bytes("> ", wire);
-        sock.send(wire)
-            .await
-            .with_context(|| format!("sending to {}", self.dest))?;
+        // One PDU, or segments a window at a time (all of them with
+        // --count 0, which waits for nothing).
+        let segmented = out.len() > 1;
+        let window = if self.args.count == Some(0) {
+            out.len()
+        } else {
+            SEGMENT_WINDOW
+        };
+        let mut next = 0;
+        while next < out.len() && next < window {
+            self.send_udp(&sock, out, next).await?;
+            next += 1;
+        }
         if self.args.count == Some(0) {
             return Ok(Status::Ok);
         }
@@ -453,16 +620,26 @@ impl Exchange<'_> {
         let mut resent = 0;
         let mut unreachable = false;
         loop {
-            let resend_at = next_resend.filter(|_| !self.seen_tx);
+            let waiting = if segmented {
+                !self.pending.is_empty()
+            } else {
+                !self.seen_tx
+            };
+            let resend_at = next_resend.filter(|_| waiting);
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return Err(self.deadline_fail(unreachable)),
                 _ = sleep_until(resend_at) => {
                     resent += 1;
                     self.trace(format!("* resend {resent}/{}\n", self.args.retries));
-                    self.trace_bytes("> ", wire);
-                    sock.send(wire)
-                        .await
-                        .with_context(|| format!("sending to {}", self.dest))?;
+                    let mut again: Vec<usize> = if segmented {
+                        self.pending.values().copied().collect()
+                    } else {
+                        vec![0]
+                    };
+                    again.sort_unstable();
+                    for i in again {
+                        self.send_udp(&sock, out, i).await?;
+                    }
                     interval = interval.saturating_mul(2);
                     next_resend = (resent < self.args.retries).then(|| Instant::now() + interval);
                 }
@@ -475,6 +652,12 @@ impl Exchange<'_> {
                         match item {
                             None => self.trace("* empty datagram ignored\n"),
                             Some(Err(e)) => self.on_garbage(&e, data)?,
+                            Some(Ok(pdu)) if self.segment_acked(&pdu) => {
+                                while next < out.len() && self.pending.len() < window {
+                                    self.send_udp(&sock, out, next).await?;
+                                    next += 1;
+                                }
+                            }
                             Some(Ok(pdu)) => match self.on_pdu(&pdu)? {
                                 Step::Continue => {}
                                 Step::Enough => return Ok(Status::Ok),
@@ -507,7 +690,22 @@ impl Exchange<'_> {
         }
     }
 
-    async fn tcp(&mut self, addr: SocketAddr, wire: &[u8]) -> Result<Status, Fail> {
+    /// Send PDU `i` of `out` (a segment is then awaited as pending).
+    async fn send_udp(&mut self, sock: &UdpSocket, out: &[Outgoing], i: usize) -> Result<(), Fail> {
+        let o = &out[i];
+        self.trace_bytes("> ", &o.bytes);
+        sock.send(&o.bytes)
+            .await
+            .with_context(|| format!("sending to {}", self.dest))?;
+        if out.len() > 1 {
+            if let Some(m) = &o.message_id {
+                self.pending.insert(m.clone(), i);
+            }
+        }
+        Ok(())
+    }
+
+    async fn tcp(&mut self, addr: SocketAddr, out: &[Outgoing]) -> Result<Status, Fail> {
         let deadline = Instant::now() + self.args.timeout;
         let connect = async {
             match self.args.bind {
@@ -533,11 +731,17 @@ impl Exchange<'_> {
             self.trace(format!("* {} from {me}\n", self.dest));
         }
         let (read, mut write) = stream.into_split();
-        self.trace_bytes("> ", wire);
-        write
-            .write_all(wire)
-            .await
-            .with_context(|| format!("sending to {}", self.dest))?;
+        // A stream needs no window: TCP paces the segments.
+        for (i, o) in out.iter().enumerate() {
+            self.trace_bytes("> ", &o.bytes);
+            write
+                .write_all(&o.bytes)
+                .await
+                .with_context(|| format!("sending to {}", self.dest))?;
+            if let (true, Some(m)) = (out.len() > 1, &o.message_id) {
+                self.pending.insert(m.clone(), i);
+            }
+        }
         if self.args.count == Some(0) {
             let _ = write.shutdown().await;
             return Ok(Status::Ok);
@@ -550,6 +754,9 @@ impl Exchange<'_> {
                 item = frames.next() => item,
             };
             match item {
+                Some(Ok(pdu)) if self.segment_acked(&pdu) => {
+                    self.trace_bytes("< ", pdu.as_bytes());
+                }
                 Some(Ok(pdu)) => {
                     self.trace_bytes("< ", pdu.as_bytes());
                     match self.on_pdu(&pdu)? {

@@ -220,6 +220,23 @@ fn b64(d: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(d)
 }
 
+/// The header `spec` writes for `scope` over `data` (name, base64 digest);
+/// `None` for a keyed spec without a key. What the engine adds on send,
+/// for tools that build PDUs themselves (`acorn-cli send`).
+pub fn hash_header(
+    spec: HashSpec,
+    scope: HashScope,
+    key: Option<&HmacKey>,
+    data: &[u8],
+) -> Option<(HeaderName, Bytes)> {
+    let digest = match (spec.keyed, key) {
+        (true, Some(k)) => spec.alg.hmac(k, data),
+        (true, None) => return None,
+        (false, _) => spec.alg.digest(data),
+    };
+    Some((spec.header_name(scope), Bytes::from(b64(&digest))))
+}
+
 /// One `scope` hash header per configured spec over `data`, and how many
 /// keyed specs were skipped for want of a key for `peer`.
 pub(crate) fn headers(
@@ -228,22 +245,13 @@ pub(crate) fn headers(
     peer: SocketAddr,
     data: &[u8],
 ) -> (Vec<(HeaderName, Bytes)>, usize) {
-    let mut out = Vec::with_capacity(cfg.send.len());
-    let mut skipped = 0;
-    for spec in &cfg.send {
-        let digest = if spec.keyed {
-            match cfg.key_for(peer) {
-                Some(k) => spec.alg.hmac(k, data),
-                None => {
-                    skipped += 1;
-                    continue;
-                }
-            }
-        } else {
-            spec.alg.digest(data)
-        };
-        out.push((spec.header_name(scope), Bytes::from(b64(&digest))));
-    }
+    let key = cfg.key_for(peer);
+    let out: Vec<_> = cfg
+        .send
+        .iter()
+        .filter_map(|spec| hash_header(*spec, scope, key, data))
+        .collect();
+    let skipped = cfg.send.len() - out.len();
     (out, skipped)
 }
 

@@ -40,7 +40,7 @@
 //! compared, never used to size a buffer.
 
 use super::event::EngineLimit;
-use crate::wire::{ParseError, ParseOptions, Pdu, PduBuilder};
+use crate::wire::{HeaderName, ParseError, ParseOptions, Pdu, PduBuilder};
 use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -98,6 +98,9 @@ impl Default for SegmentConfig {
 /// segments are not free.
 pub const PART_OVERHEAD: usize = std::mem::size_of::<Pdu>() + 48;
 
+const H_SEGMENT: HeaderName = HeaderName::from_static("Segment");
+const H_PAYLOAD_LENGTH: HeaderName = HeaderName::from_static("Payload-Length");
+
 /// Headers that describe one segment, dropped from the delivered request.
 /// `Content-Hash-*` goes too: it covered the first segment's body only.
 const SEGMENT_HEADERS: [&str; 5] = [
@@ -122,7 +125,7 @@ pub(crate) fn payload_id(pdu: &Pdu) -> Option<String> {
 /// `None` when the head leaves no room.
 pub(crate) fn plan(head_len: usize, body_len: usize, budget: usize) -> Option<(usize, u64)> {
     let chunk = budget.checked_sub(head_len).filter(|c| *c > 0)?;
-    Some((chunk, body_len.div_ceil(chunk).max(1) as u64))
+    Some((chunk, segment_count(body_len, chunk)))
 }
 
 /// Why a payload was refused, and with which status.
@@ -434,6 +437,30 @@ pub(crate) fn assemble(parts: &[Pdu], opts: &ParseOptions) -> Result<Pdu, ParseE
     let mut opts = *opts;
     opts.limits.max_body_len = opts.limits.max_body_len.max(total);
     Pdu::parse_datagram(b.to_bytes(), &opts)
+}
+
+/// Segment `index` (1-based) of `payload` cut every `chunk` bytes:
+/// `template` (a request head, its body ignored) with `Segment: I/N`,
+/// `Payload-Length` and that part of the payload as its body. Message-ID
+/// and hashes are the caller's. What the engine sends, for tools that build
+/// PDUs themselves (`acorn-cli send --segment-size`).
+pub fn segment_request(
+    template: &PduBuilder,
+    payload: &Bytes,
+    chunk: usize,
+    index: u64,
+) -> PduBuilder {
+    let count = segment_count(payload.len(), chunk);
+    let mut b = template.clone();
+    let _ = b.set_value(&H_SEGMENT, Bytes::from(format!("{index}/{count}")));
+    b.set_number(&H_PAYLOAD_LENGTH, payload.len() as u64);
+    b.body(chunk_of(payload, chunk, index));
+    b
+}
+
+/// Segments of `chunk` bytes a payload of `len` bytes takes (at least one).
+pub fn segment_count(len: usize, chunk: usize) -> u64 {
+    len.div_ceil(chunk.max(1)).max(1) as u64
 }
 
 /// The `count` bodies of a payload cut every `chunk` bytes (zero-copy).

@@ -34,9 +34,6 @@ use crate::engine::timing;
 use crate::wire::HashScope;
 use std::collections::HashSet;
 
-const H_SEGMENT: HeaderName = HeaderName::from_static("Segment");
-const H_PAYLOAD_LENGTH: HeaderName = HeaderName::from_static("Payload-Length");
-
 /// Status of a request whose `Content-Hash-*` or `Payload-Hash-*` does not
 /// match (SPEC §7 "a 4xx reply"). The reason text says which scope.
 pub const HASH_MISMATCH_STATUS: u16 = 400;
@@ -384,19 +381,15 @@ impl Endpoint {
             }
             let index = t.next;
             t.next += 1;
-            let mut b = t.template.clone();
-            let _ = b.set_value(&H_SEGMENT, Bytes::from(format!("{index}/{}", t.count)));
-            b.set_number(&H_PAYLOAD_LENGTH, t.payload.len() as u64);
+            let mut b = segment::segment_request(&t.template, &t.payload, t.chunk, index);
             if index == 1 {
                 for (n, v) in &t.payload_hashes {
                     let _ = b.set_value(n, v.clone());
                 }
             }
-            let body = segment::chunk_of(&t.payload, t.chunk, index);
             let rto = t.rtt.first_timer(cfg.min_rto, self.cfg.retry.interval(1));
             let mid = self.new_id("m");
             let _ = b.set_value(&H_MESSAGE_ID, Bytes::from(mid.clone()));
-            b.body(body);
             self.restamp(now, &mut b);
             self.stamp_content_hash(dest, &mut b);
             let (seq, _) = self.send_pdu(session, b.clone(), dest, SentKind::Other);
