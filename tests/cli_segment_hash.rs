@@ -70,6 +70,19 @@ impl Listener {
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// The log once it contains `needle` (bounded wait).
+    fn wait_log(&self, needle: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(Instant::now() < end, "log never showed {needle:?}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 struct Sent {
@@ -180,7 +193,8 @@ fn a_segmented_signed_payload_arrives_whole_over_udp_and_tcp() {
             r.stdout
         );
         assert!(r.stdout.contains("Content-Hash-SHA256: "), "{}", r.stdout);
-        let log = l.log();
+        // The log is written as the listener goes: wait for its reply.
+        let log = l.wait_log("received 200000 bytes");
         assert!(log.contains("Segment: 200/200"), "{transport}");
         assert!(log.contains("Content-Hash-HMAC-SHA256: "));
         assert!(log.contains("Payload-Hash-SHA256: "));
@@ -212,11 +226,7 @@ fn a_wrong_key_is_refused_400_and_logged() {
         "{}",
         r.stdout
     );
-    let end = Instant::now() + Duration::from_secs(10);
-    while !l.log().contains("does not match: answered 400") {
-        assert!(Instant::now() < end, "{}", l.log());
-        thread::sleep(Duration::from_millis(20));
-    }
+    l.wait_log("does not match: answered 400");
     // Without segmentation or key: a plain --hash is checked by anyone.
     let r = send(&[&l.addr, &file, "--hash", "SHA-512", "--check-status"]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.stderr, r.stdout);

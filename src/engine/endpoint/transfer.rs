@@ -526,9 +526,12 @@ impl Endpoint {
         }
     }
 
-    /// Resend segment `seg` of `parent` now, as its next attempt (its timer
-    /// restarts from the policy interval of that attempt). The last attempt
-    /// is left to the timer, so evidence of loss never fails a request early.
+    /// Resend segment `seg` of `parent` now, as its next attempt. Its timer
+    /// is twice the measured retransmission timeout (the copy is known to
+    /// be needed, so a lost one is worth resending soon), capped by the
+    /// policy interval of the attempt; timers after that follow the policy.
+    /// The last attempt is left to the timer, so evidence of loss never
+    /// fails a request early.
     fn fast_retransmit(&mut self, now: Instant, parent: u64, seg: u64) {
         let max = self.cfg.retry.max_attempts.max(1);
         let Some(t) = self.out_txs.get_mut(&seg) else {
@@ -558,7 +561,11 @@ impl Endpoint {
         trace!(request = parent, segment = seg, attempt, "fast retransmit");
         self.stats.fast_retransmits += 1;
         self.push(dest, b.to_bytes());
-        self.set_out_deadline(seg, Some(now + self.cfg.retry.interval(attempt)));
+        let policy = self.cfg.retry.interval(attempt);
+        let timer = self.transfers.out.get(&parent).map_or(policy, |t| {
+            t.rtt.first_timer(self.cfg.segments.min_rto, policy / 2) * 2
+        });
+        self.set_out_deadline(seg, Some(now + timer.min(policy)));
         if let Some(t) = self.transfers.out.get_mut(&parent) {
             t.sends += 1;
             let order = t.sends;
