@@ -274,6 +274,50 @@ fn a_flipped_byte_in_any_segment_is_caught() {
 }
 
 #[test]
+fn an_application_content_hash_on_a_segmented_request_becomes_a_payload_hash() {
+    let payload: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
+    let digest = base64::engine::general_purpose::STANDARD.encode(HashAlg::Sha256.digest(&payload));
+    let seen: std::rc::Rc<std::cell::RefCell<Vec<Pdu>>> = Default::default();
+    // Intact: delivered, the header moved to the first segment's payload scope.
+    let mut w = Wire::new(Config::default(), Config::default());
+    let s = seen.clone();
+    w.tamper = Box::new(move |from, d| {
+        if from == 0 {
+            s.borrow_mut().push(parse(d));
+        }
+    });
+    let mut b = put(payload.clone());
+    b.header("Content-Hash-SHA256", digest.clone()).unwrap();
+    let id = w.request(b);
+    w.run(Duration::from_secs(5));
+    assert_eq!(w.delivered(), vec![payload.clone()]);
+    assert_eq!(w.reply(id).unwrap().0, 200);
+    let segs: Vec<_> = seen
+        .borrow()
+        .iter()
+        .filter(|p| p.is_request())
+        .cloned()
+        .collect();
+    assert!(segs.len() > 1);
+    assert!(segs
+        .iter()
+        .all(|p| p.header("Content-Hash-SHA256").is_none()));
+    assert_eq!(
+        segs[0].header("Payload-Hash-SHA256"),
+        Some(digest.as_bytes())
+    );
+    // Corrupted: caught when the payload is whole.
+    let mut w = Wire::new(Config::default(), Config::default());
+    w.tamper = flip_once(|p| p.segment().unwrap().is_some_and(|s| s.index == 2));
+    let mut b = put(payload);
+    b.header("Content-Hash-SHA256", digest).unwrap();
+    let id = w.request(b);
+    w.run(Duration::from_secs(5));
+    assert!(w.delivered().is_empty());
+    assert_eq!(w.reply(id), Some((400, b"Payload Hash Mismatch".to_vec())));
+}
+
+#[test]
 fn hmac_keys_per_peer_and_by_default() {
     let (ca, sa): (SocketAddr, SocketAddr) = (
         "127.0.0.1:7001".parse().unwrap(),

@@ -198,6 +198,19 @@ fn shape(
     let tx = tx_id.unwrap_or_else(|| format!("cli-t{:016x}", rand::random::<u64>()));
     b.set_header("TX-ID", tx.clone()).map_err(Fail::usage)?;
     b.remove_header("Message-ID");
+    // A Content-Hash the input carries covers the whole body: on segments
+    // it is a Payload-Hash, sent with the first.
+    let moved: Vec<(String, Bytes)> = b
+        .headers()
+        .filter(|(n, _)| {
+            acorn::wire::typed::hash_header_name(n.as_str())
+                .is_some_and(|(scope, _, _)| scope == HashScope::Content)
+        })
+        .map(|(n, v)| (n.as_str().to_owned(), v.clone()))
+        .collect();
+    for (name, _) in &moved {
+        b.remove_header(name);
+    }
     let base = message_id.unwrap_or_else(|| format!("cli-m{:016x}", rand::random::<u64>()));
     let chunk = usize::try_from(size).unwrap_or(usize::MAX);
     let out = (1..=segment_count(payload.len(), chunk))
@@ -209,6 +222,10 @@ fn shape(
             stamp(&mut s, HashScope::Content, &body);
             if i == 1 {
                 stamp(&mut s, HashScope::Payload, &payload);
+                for (name, value) in &moved {
+                    let renamed = format!("Payload-Hash-{}", &name["Content-Hash-".len()..]);
+                    let _ = s.set_header(renamed, value.clone());
+                }
             }
             Outgoing {
                 message_id: Some(mid),

@@ -316,10 +316,28 @@ impl Endpoint {
             });
             return Err(EngineError::TooManyPending);
         }
-        let (payload_hashes, skipped) =
+        let (mut payload_hashes, skipped) =
             integrity::headers(HashScope::Payload, &self.cfg.integrity, dest, &payload);
         if skipped > 0 {
             debug!(%dest, skipped, "no HMAC key for the peer; keyed hashes left out");
+        }
+        // A `Content-Hash-*` the application wrote covers the whole body:
+        // on segments it is a `Payload-Hash-*` (on each segment it would
+        // not match, and the payload would be refused).
+        let app_hashes: Vec<(String, Bytes)> = b
+            .headers()
+            .filter(|(n, _)| {
+                crate::wire::typed::hash_header_name(n.as_str())
+                    .is_some_and(|(scope, _, _)| scope == HashScope::Content)
+            })
+            .map(|(n, v)| (n.as_str().to_owned(), v.clone()))
+            .collect();
+        for (name, value) in app_hashes {
+            b.remove_header(&name);
+            let renamed = format!("Payload-Hash-{}", &name["Content-Hash-".len()..]);
+            if let Ok(n) = HeaderName::new(renamed) {
+                payload_hashes.push((n, value));
+            }
         }
         let id = self.handle();
         debug!(request = id, %dest, tx = %tx_id, len = payload.len(), count, chunk, "segmented request");
