@@ -854,8 +854,13 @@ impl Endpoint {
                 .get_mut(&sid)
                 .and_then(|s| s.reorder.remove(&n));
         }
-        if let Some(s) = self.sessions.get(&sid) {
-            if !s.reorder.is_empty() {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            if s.reorder.is_empty() {
+                // An emptied BTreeMap keeps its node (kilobytes of PDU
+                // slots): free it, or every session that once had a gap
+                // keeps it while idle.
+                s.reorder = Default::default();
+            } else {
                 self.nack(now, sid, false);
             }
         }

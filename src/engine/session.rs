@@ -184,6 +184,15 @@ impl Session {
         if let Some(s) = self.retx.remove(&seq) {
             self.retx_bytes -= s.len;
         }
+        self.free_if_empty();
+    }
+
+    /// An emptied BTreeMap keeps its node (eleven `Sent` slots, kilobytes):
+    /// free it, or every idle session keeps one.
+    fn free_if_empty(&mut self) {
+        if self.retx.is_empty() {
+            self.retx = BTreeMap::new();
+        }
     }
 
     /// The peer holds everything up to `seq`: free it. Returns false if
@@ -203,6 +212,7 @@ impl Session {
             let s = entry.remove();
             self.retx_bytes -= s.len;
         }
+        self.free_if_empty();
         true
     }
 
