@@ -86,3 +86,15 @@ fn builder_quotes_and_refuses() {
     assert!(b.header("Bad Name", "x").is_err());
     assert!(b.header("X", "a\0b").is_err());
 }
+
+#[test]
+fn quoted_typed_values_are_read_from_their_content() {
+    let pdu = p("REG / ACORN/1.0\r\nTX-ID: \"abc\"\r\nSeq: \"5\"\r\nNeed-Seq: \"1..3, 7\"\r\n\r\n").unwrap();
+    assert_eq!(pdu.tx_id().unwrap(), Some("abc"));
+    assert_eq!(pdu.seq().unwrap(), Some(5));
+    assert_eq!(pdu.need_seq().unwrap().unwrap().to_string(), "1..3,7");
+    let raw = "REG / ACORN/1.0\r\nTX-ID: \"a\\\"b\"\r\n\r\n";
+    let e = p(raw).unwrap().tx_id().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidValue(Field::TxId));
+    assert_eq!(raw.as_bytes()[e.offset], b'\\');
+}

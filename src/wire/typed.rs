@@ -8,7 +8,7 @@
 use super::error::{ErrorKind, Field, ParseError};
 use super::grammar::{self, Fail};
 use super::limits::Limits;
-use super::pdu::PduView;
+use super::pdu::{PduView, ValueRef};
 use super::seqlist::SeqList;
 use smallvec::SmallVec;
 use std::fmt;
@@ -236,6 +236,29 @@ impl SeqItems {
     }
 }
 
+/// SPEC §1 lets any header value be written as a quoted string, so a typed
+/// value is read from the string's content: `TX-ID: "abc"` is `abc`, the
+/// same value `fmt` prints and an ACK echoes. No typed syntax of SPEC §3
+/// needs an escape, so a quoted typed value that uses one is refused.
+fn typed_content(v: ValueRef<'_>, field: Field) -> Result<ValueRef<'_>, ParseError> {
+    let raw = v.value;
+    if raw.len() < 2 || raw[0] != b'"' {
+        return Ok(v);
+    }
+    let inner = &raw[1..raw.len() - 1];
+    if let Some(i) = inner.iter().position(|&b| b == b'\\') {
+        return Err(ParseError::new(
+            ErrorKind::InvalidValue(field),
+            v.value_offset + 1 + i,
+            "a typed value without escapes",
+        ));
+    }
+    Ok(ValueRef {
+        value: inner,
+        value_offset: v.value_offset + 1,
+    })
+}
+
 impl<B: AsRef<[u8]>> PduView<B> {
     /// Decode every header called `name` with `decode`; they must agree.
     fn single<'s, T: PartialEq>(
@@ -246,6 +269,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
     ) -> Result<Option<T>, ParseError> {
         let mut out: Option<T> = None;
         for h in self.named(name).map(|h| self.value_at(h)) {
+            let h = typed_content(h, field)?;
             let v = decode(h.value).map_err(|f| invalid(f, h.value, h.value_offset, field))?;
             match &out {
                 Some(prev) if *prev != v => {
@@ -309,6 +333,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
         let mut any = false;
         for h in self.named(name).map(|h| self.value_at(h)) {
             any = true;
+            let h = typed_content(h, field)?;
             grammar::seq_list(h.value, &mut count, max_items, |(a, b)| list.push(a, b)).map_err(
                 |(f, over)| {
                     if over {
@@ -357,6 +382,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
         let mut any = false;
         for h in self.named(names::IGNORE_SEQ).map(|h| self.value_at(h)) {
             any = true;
+            let h = typed_content(h, Field::IgnoreSeq)?;
             if h.value == b"*" {
                 star = true;
                 continue;
@@ -478,8 +504,15 @@ impl<B: AsRef<[u8]>> PduView<B> {
                     "an algorithm name after the hash prefix",
                 ));
             }
-            let digest = grammar::base64_digest(h.value)
-                .map_err(|f| invalid(f, h.value, h.value_offset, field))?;
+            let v = typed_content(
+                ValueRef {
+                    value: h.value,
+                    value_offset: h.value_offset,
+                },
+                field,
+            )?;
+            let digest = grammar::base64_digest(v.value)
+                .map_err(|f| invalid(f, v.value, v.value_offset, field))?;
             out.push(HashHeader {
                 scope,
                 keyed,
