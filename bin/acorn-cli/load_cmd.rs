@@ -27,7 +27,7 @@
 //! summary. Throughput and latency cover the sending phase only.
 
 use crate::{duration, Status};
-use acorn::engine::{Config, EngineError, SessionHandle, Stats};
+use acorn::engine::{CloseReason, Config, EngineError, Event, SessionHandle, Stats};
 use acorn::runtime::{Dest, Peer, PeerBuilder, PeerEvent, RuntimeError, WireDirection};
 use acorn::wire::{Method, ParseOptions, Pdu, PduBuilder, SessionMode, Target};
 use anyhow::{anyhow, bail, Context as _};
@@ -36,7 +36,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -195,8 +195,8 @@ struct Flow {
     peer: Option<Peer>,
     session: Option<SessionHandle>,
     open_error: Option<String>,
-    /// The wire check's verdict: messages answered under several Message-IDs.
-    wire: Option<tokio::task::JoinHandle<HashSet<u64>>>,
+    /// What the flow's events showed (see [`watch`]).
+    watch: Option<tokio::task::JoinHandle<Watched>>,
 }
 
 /// What one flow's sending phase saw.
@@ -395,6 +395,7 @@ async fn load(args: &Args, plan: Arc<Plan>) -> anyhow::Result<Status> {
     let mut stats = Stats::default();
     let (mut opened, mut open_failed, mut closed_early) = (0u64, 0u64, 0u64);
     let mut open_errors: Vec<String> = Vec::new();
+    let mut close_reasons = BTreeMap::new();
     let mut finishing = JoinSet::new();
     let gate = Arc::new(Semaphore::new(CLOSE_CONCURRENCY));
     for (flow, r) in done {
@@ -419,6 +420,9 @@ async fn load(args: &Args, plan: Arc<Plan>) -> anyhow::Result<Status> {
             add_stats(&mut stats, &s);
         }
         total.duplicated.extend(f.wire_duplicates);
+        if let Some(why) = f.lost_because {
+            *close_reasons.entry(why).or_insert(0u64) += 1;
+        }
     }
     bar.finish_and_clear();
 
@@ -430,6 +434,7 @@ async fn load(args: &Args, plan: Arc<Plan>) -> anyhow::Result<Status> {
         open_failed,
         open_errors,
         closed_early,
+        close_reasons,
         open_elapsed,
         elapsed,
         total,
@@ -505,7 +510,7 @@ async fn open_flow(index: u64, plan: &Plan, live: &Live) -> Flow {
         peer: None,
         session: None,
         open_error: None,
-        wire: None,
+        watch: None,
     };
     let capacity = 1024 + 8 * plan.window;
     let started = PeerBuilder::new(Config::default())
@@ -522,7 +527,7 @@ async fn open_flow(index: u64, plan: &Plan, live: &Live) -> Flow {
             return flow;
         }
     };
-    flow.wire = Some(tokio::spawn(wire_check(events)));
+    flow.watch = Some(tokio::spawn(watch(events)));
     flow.peer = Some(peer.clone());
     if plan.transactions {
         live.opened.fetch_add(1, Ordering::Relaxed);
@@ -552,22 +557,39 @@ async fn open_flow(index: u64, plan: &Plan, live: &Live) -> Flow {
     flow
 }
 
-/// Read a flow's events until its peer shuts down; with the tap on, note
-/// every reply that echoes a marker under each distinct `Message-ID`, and
-/// return the messages echoed under more than one (answered twice). A
-/// retransmitted reply keeps its `Message-ID`, so it is not counted.
-async fn wire_check(mut events: mpsc::Receiver<PeerEvent>) -> HashSet<u64> {
+/// What a flow's events showed.
+#[derive(Default)]
+struct Watched {
+    /// Messages echoed under more than one `Message-ID` (answered twice).
+    twice: HashSet<u64>,
+    /// Why the session ended, when it was not closed by us.
+    lost_because: Option<String>,
+}
+
+/// Read a flow's events until its peer shuts down. Notes why the session
+/// ended if the engine ended it (a gap never filled, the peer's BYE...);
+/// with the tap on, notes every reply that echoes a marker under each
+/// distinct `Message-ID`, and returns the messages echoed under more than
+/// one (answered twice). A retransmitted reply keeps its `Message-ID`, so
+/// it is not counted.
+async fn watch(mut events: mpsc::Receiver<PeerEvent>) -> Watched {
     let opts = ParseOptions::default();
     let mut first: HashMap<u64, Bytes> = HashMap::new();
-    let mut twice = HashSet::new();
+    let mut w = Watched::default();
     while let Some(ev) = events.recv().await {
-        let PeerEvent::Wire {
-            direction: WireDirection::In,
-            bytes,
-            ..
-        } = ev
-        else {
-            continue;
+        let bytes = match ev {
+            PeerEvent::Wire {
+                direction: WireDirection::In,
+                bytes,
+                ..
+            } => bytes,
+            PeerEvent::Engine(Event::SessionClosed { reason, .. }) => {
+                if reason != CloseReason::Local {
+                    w.lost_because.get_or_insert_with(|| format!("{reason:?}"));
+                }
+                continue;
+            }
+            _ => continue,
         };
         let Ok(pdu) = Pdu::parse_datagram(bytes, &opts) else {
             continue;
@@ -583,12 +605,12 @@ async fn wire_check(mut events: mpsc::Receiver<PeerEvent>) -> HashSet<u64> {
                 first.insert(msg, Bytes::copy_from_slice(id));
             }
             Some(seen) if seen.as_ref() != id => {
-                twice.insert(msg);
+                w.twice.insert(msg);
             }
             Some(_) => {}
         }
     }
-    twice
+    w
 }
 
 /// What one request came to.
@@ -784,6 +806,7 @@ struct Finished {
     open_error: Option<String>,
     stats: Option<Stats>,
     wire_duplicates: Vec<(u64, u64)>,
+    lost_because: Option<String>,
 }
 
 async fn finish(flow: Flow, gate: Arc<Semaphore>) -> Finished {
@@ -797,16 +820,19 @@ async fn finish(flow: Flow, gate: Arc<Semaphore>) -> Finished {
         let _ = peer.shutdown().await;
     }
     let mut wire_duplicates = Vec::new();
-    if let Some(w) = flow.wire {
+    let mut lost_because = None;
+    if let Some(w) = flow.watch {
         // The events channel ends with the driver, so this returns.
-        if let Ok(Ok(twice)) = tokio::time::timeout(CLOSE_LIMIT, w).await {
-            wire_duplicates.extend(twice.into_iter().map(|m| (flow.index, m)));
+        if let Ok(Ok(w)) = tokio::time::timeout(CLOSE_LIMIT, w).await {
+            wire_duplicates.extend(w.twice.into_iter().map(|m| (flow.index, m)));
+            lost_because = w.lost_because;
         }
     }
     Finished {
         open_error: flow.open_error,
         stats,
         wire_duplicates,
+        lost_because,
     }
 }
 
@@ -829,6 +855,8 @@ struct Summary<'a> {
     open_failed: u64,
     open_errors: Vec<String>,
     closed_early: u64,
+    /// Why sessions ended that we did not close, with how many.
+    close_reasons: BTreeMap<String, u64>,
     open_elapsed: Duration,
     elapsed: Duration,
     total: FlowResult,
@@ -909,6 +937,7 @@ impl Summary<'_> {
             "open_failed": self.open_failed,
             "open_errors": self.open_errors,
             "closed_early": self.closed_early,
+            "close_reasons": self.close_reasons,
             "window": self.plan.window,
             "payload": self.plan.payload,
             "rate": self.rate,
@@ -981,10 +1010,24 @@ impl Summary<'_> {
             t.duplicated.len(),
             t.out_of_order
         );
+        let reasons: Vec<String> = self
+            .close_reasons
+            .iter()
+            .map(|(why, n)| format!("{why} {n}"))
+            .collect();
         let _ = writeln!(
             s,
-            "              timeouts {}, other errors {}, rejected {}, other body {}, sessions lost {}",
-            t.timeouts, t.errors, t.rejected, t.mismatched, self.closed_early
+            "              timeouts {}, other errors {}, rejected {}, other body {}, sessions lost {}{}",
+            t.timeouts,
+            t.errors,
+            t.rejected,
+            t.mismatched,
+            self.closed_early,
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.join(", "))
+            }
         );
         let _ = writeln!(
             s,
