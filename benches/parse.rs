@@ -163,9 +163,12 @@ fn criterion_estimate(dir: &Path, group: &str, id: &str, since: SystemTime) -> O
         .find_map(|k| json.get(k)?.get("point_estimate")?.as_f64())
 }
 
-/// Interleaved timing: rounds of `iters` calls of each contender in turn;
-/// the median round per contender.
-fn interleaved(case: &Case, rounds: usize, iters: u32) -> Times {
+/// Interleaved timing: rounds of `iters` calls of each contender in turn.
+/// Returns, per contender, the best round and the median round. On a
+/// shared machine a round is only ever slowed down by the neighbours, never
+/// sped up, so the best of many short rounds is the steadiest estimate of
+/// what a call costs; the median shows how much the load moved things.
+fn interleaved(case: &Case, rounds: usize, iters: u32) -> (Times, Times) {
     let opts = ParseOptions::default();
     let mut samples: [Vec<f64>; 3] = Default::default();
     let time = |f: &dyn Fn() -> u64| {
@@ -184,15 +187,18 @@ fn interleaved(case: &Case, rounds: usize, iters: u32) -> Times {
         }));
         samples[2].push(time(&|| typed(black_box(&case.acorn), black_box(&opts))));
     }
-    samples.map(|mut s| {
+    for s in &mut samples {
         s.sort_by(f64::total_cmp);
-        s[s.len() / 2]
-    })
+    }
+    (
+        [0, 1, 2].map(|i| samples[i][0]),
+        [0, 1, 2].map(|i| samples[i][samples[i].len() / 2]),
+    )
 }
 
 fn print_ratios(source: &str, name: &str, t: &Times) {
     println!(
-        "{source:<12} {name:<8} httparse {:>7.1} ns  acorn_raw {:>7.1} ns  acorn_typed {:>7.1} ns  \
+        "{source:<13} {name:<8} httparse {:>7.1} ns  acorn_raw {:>7.1} ns  acorn_typed {:>7.1} ns  \
          raw/httparse {:>5.2} (target <= 1.00)  typed/raw {:>5.2} (+{:>4.1} %, target <= +30 %)",
         t[0],
         t[1],
@@ -258,13 +264,14 @@ fn main() {
         match est {
             Some(t) if t.iter().all(|x| x.is_finite()) => print_ratios("criterion", case.name, &t),
             _ => println!(
-                "criterion    {:<8} (no estimates from this run; was a filter given?)",
+                "criterion     {:<8} (no estimates from this run; was a filter given?)",
                 case.name
             ),
         }
-        // Warm up, then about a second of interleaved rounds.
-        interleaved(&case, 3, 20_000);
-        let t = interleaved(&case, 101, 20_000);
-        print_ratios("interleaved", case.name, &t);
+        // Warm up, then a few seconds of short interleaved rounds.
+        interleaved(&case, 50, 2_000);
+        let (best, median) = interleaved(&case, 1001, 2_000);
+        print_ratios("best round", case.name, &best);
+        print_ratios("median round", case.name, &median);
     }
 }

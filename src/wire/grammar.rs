@@ -159,7 +159,7 @@ const fn class_bits(b: u8) -> u16 {
     c
 }
 
-static CLASS: [u16; 256] = {
+const CLASS: [u16; 256] = {
     let mut t = [0u16; 256];
     let mut i = 0;
     while i < 256 {
@@ -408,7 +408,7 @@ pub(crate) fn is_reply_line(line: &[u8]) -> bool {
 
 /// Fast path of [`version`], ABNF `version = "ACORN" "/" 1*DIGIT
 /// 1*3( "." 1*DIGIT )`. Returns how many bytes the version takes.
-#[inline]
+#[inline(always)]
 fn version_fast(v: &[u8]) -> Option<usize> {
     // The version this project emits, as one word: "ACORN" in any case
     // (setting 0x20 folds a letter, and only that letter, to lower case),
@@ -452,7 +452,7 @@ fn version_fast(v: &[u8]) -> Option<usize> {
 /// or DEL. Each of the three SWAR masks flags its first match exactly
 /// (borrows only run upward from a flagged byte), so the lowest flag of
 /// their union is the first byte that ends the run.
-#[inline]
+#[inline(always)]
 fn literal_run(l: &[u8]) -> (usize, bool) {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
@@ -484,7 +484,7 @@ fn literal_run(l: &[u8]) -> (usize, bool) {
 /// version` with a `literal-target` (a quoted target is left to the
 /// reference), matched at the start of `l`. Returns the parts and the length
 /// of the match; the line must end there. `None`: run [`request_line`].
-#[inline]
+#[inline(always)]
 pub(crate) fn request_line_fast(l: &[u8]) -> Option<(RequestParts<'_>, usize)> {
     // method = method-start *method-char
     let first = *l.first()?;
@@ -516,7 +516,7 @@ pub(crate) fn request_line_fast(l: &[u8]) -> Option<(RequestParts<'_>, usize)> {
 /// [ SP reason ]`, matched at the start of `l` and ended by the first byte
 /// that is not a `reason-char`. Returns (version, status, reason) and the
 /// length of the match; the line must end there. `None`: run [`reply_line`].
-#[inline]
+#[inline(always)]
 pub(crate) fn reply_line_fast(l: &[u8]) -> Option<(ReplyParts<'_>, usize)> {
     let n = version_fast(l)?;
     if l.get(n) != Some(&b' ') {
@@ -608,11 +608,29 @@ pub(crate) fn header_line_fast(l: &[u8]) -> Option<(usize, usize)> {
     if !is_alpha(*l.first()?) {
         return None;
     }
-    let n = 1 + l[1..].iter().take_while(|&&b| is_name_char(b)).count();
+    // Four bytes per step while all four are name characters, then one by
+    // one (names are short; this halves the steps of a typical one).
+    let mut n = 1;
+    while let Some(&[a, b, c, d]) = l.get(n..n + 4) {
+        let all = CLASS[usize::from(a)]
+            & CLASS[usize::from(b)]
+            & CLASS[usize::from(c)]
+            & CLASS[usize::from(d)];
+        if all & C_NAME == 0 {
+            break;
+        }
+        n += 4;
+    }
+    while n < l.len() && is_name_char(l[n]) {
+        n += 1;
+    }
     if l.get(n) != Some(&b':') {
         return None;
     }
-    let v = n + 1 + l[n + 1..].iter().take_while(|&&b| is_ows(b)).count();
+    let mut v = n + 1;
+    while v < l.len() && is_ows(l[v]) {
+        v += 1;
+    }
     if l.get(v) == Some(&b'"') {
         return None;
     }
@@ -697,7 +715,7 @@ pub(crate) fn seq_item(i: &[u8]) -> R<'_, (u64, u64)> {
 /// `1*DIGIT` of at most 19 digits (which cannot overflow) at `p`: the
 /// value and where the digits end. `None` for no digit or 20 and more.
 #[inline(always)]
-fn digits19(v: &[u8], mut p: usize) -> Option<(u64, usize)> {
+pub(crate) fn digits19(v: &[u8], mut p: usize) -> Option<(u64, usize)> {
     let start = p;
     let mut n = 0u64;
     while let Some(&b) = v.get(p) {

@@ -8,7 +8,7 @@
 use super::error::{ErrorKind, ParseError};
 use super::grammar::{self, is_ows, Fail};
 use super::limits::{Limit, ParseOptions};
-use super::pdu::{HeaderSpan, Layout, Pdu, PduRef, PduView, Span, StartSpans};
+use super::pdu::{HeaderSpan, Layout, Pdu, PduRef, PduView, Span, StartSpans, INLINE_HEADERS};
 use bytes::Bytes;
 use smallvec::SmallVec;
 
@@ -83,7 +83,7 @@ fn next_line(
     })
 }
 
-/// Index of the first NUL, CR or LF in `w`, eight bytes at a time.
+/// Index of the first NUL, CR or LF in `w`, sixteen bytes at a time.
 ///
 /// Head lines are short (tens of bytes), so a word-at-a-time scan without
 /// a call or a setup beats `memchr3` here. `(x - 0x0E..) & !x & 0x80..`
@@ -91,23 +91,41 @@ fn next_line(
 /// run upward from a flagged byte), so the first flagged byte is checked
 /// and, if it is another control byte (a tab, say), the scan resumes after
 /// it.
-#[inline]
+#[inline(always)]
 fn first_nul_cr_lf(w: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let low = |x: u64| x.wrapping_sub(ONES * 0x0E) & !x & HIGH;
+    let word = |c: &[u8]| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        u64::from_le_bytes(b)
+    };
     let mut i = 0;
-    while let Some(chunk) = w.get(i..i + 8) {
-        let x = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).ok()?);
-        let m = x.wrapping_sub(ONES * 0x0E) & !x & HIGH;
-        if m == 0 {
-            i += 8;
+    while let Some(chunk) = w.get(i..i + 16) {
+        let (m0, m1) = (low(word(&chunk[..8])), low(word(&chunk[8..])));
+        if m0 | m1 == 0 {
+            i += 16;
             continue;
         }
-        let j = i + (m.trailing_zeros() / 8) as usize;
+        let j = if m0 != 0 {
+            i + (m0.trailing_zeros() / 8) as usize
+        } else {
+            i + 8 + (m1.trailing_zeros() / 8) as usize
+        };
         if matches!(w[j], 0 | b'\r' | b'\n') {
             return Some(j);
         }
         i = j + 1;
+    }
+    if let Some(chunk) = w.get(i..i + 8) {
+        let m = low(word(chunk));
+        if m != 0 {
+            let j = i + (m.trailing_zeros() / 8) as usize;
+            if matches!(w[j], 0 | b'\r' | b'\n') {
+                return Some(j);
+            }
+        }
     }
     w[i..]
         .iter()
@@ -140,7 +158,7 @@ fn span_in(buf: &[u8], part: &[u8]) -> Span {
 /// search for its end. Returns the spans and where the next line starts.
 /// `None`: run [`next_line`] and [`start_line`], which give the same result
 /// or the exact error.
-#[inline]
+#[inline(always)]
 fn start_line_fast(
     buf: &[u8],
     opts: &ParseOptions,
@@ -175,34 +193,114 @@ fn start_line_fast(
 /// Fast path of one header line at `pos`: [`grammar::header_line_fast`]
 /// up to the value, then one word-at-a-time scan of the value for its line
 /// end ([`first_nul_cr_lf`]), so no byte of the line is looked at twice.
-/// Stays inside the window [`next_line`] would search. Returns the spans and
-/// where the next line starts. `None`: run [`next_line`] and
-/// [`grammar::header_line`], which give the same result or the exact error.
+/// `scan_end` (the buffer or the head limit, whichever ends first) bounds
+/// the scan; a line found longer than the line limit is left to the
+/// reference path. Returns the spans and where the next line starts.
+/// `None`: run [`next_line`] and [`grammar::header_line`], which give the
+/// same result or the exact error.
 #[inline(always)]
 fn header_fast(
     buf: &[u8],
     pos: usize,
+    scan_end: usize,
     opts: &ParseOptions,
-    max_head: usize,
 ) -> Option<(HeaderSpan, usize)> {
-    let max_line = opts.limits.max_line_len;
-    let window_end = buf
-        .len()
-        .min(pos.saturating_add(max_line).saturating_add(2));
-    let l = buf.get(pos..window_end)?;
+    let l = buf.get(pos..scan_end)?;
     let (n, v) = grammar::header_line_fast(l)?;
     let e = v + first_nul_cr_lf(&l[v..])?;
     let next = line_end_at(l, e, opts.allow_bare_lf)?;
-    if e > max_line || pos + next > max_head {
+    // `next <= l.len()`, so the line is inside the head limit too.
+    if e > opts.limits.max_line_len {
         return None;
     }
-    // raw-value without the OWS that follows it.
-    let trail = l[v..e].iter().rev().take_while(|&&b| is_ows(b)).count();
+    // raw-value without the OWS that follows it (rarely any).
+    let end = if e > v && is_ows(l[e - 1]) {
+        trim_ows_end(l, v, e)
+    } else {
+        e
+    };
     let span = HeaderSpan {
         name: Span::new(pos, pos + n),
-        value: Span::new(pos + v, pos + e - trail),
+        value: Span::new(pos + v, pos + end),
     };
     Some((span, pos + next))
+}
+
+/// Where the OWS that ends `l[from..to]` begins.
+#[cold]
+fn trim_ows_end(l: &[u8], from: usize, to: usize) -> usize {
+    from + l[from..to]
+        .iter()
+        .rposition(|&b| !is_ows(b))
+        .map_or(0, |p| p + 1)
+}
+
+/// Whether a header name (already checked to be `name-char`s) is
+/// `Content-Length` in any case, two words at a time. Setting 0x20 folds a
+/// letter to lower case and leaves `-` as it is; no other `name-char` can
+/// become a letter or `-` that way, so the test is exact.
+#[inline(always)]
+fn is_content_length(name: &[u8]) -> bool {
+    const FOLD: u64 = u64::from_le_bytes([0x20; 8]);
+    let word = |c: &[u8]| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        u64::from_le_bytes(b) | FOLD
+    };
+    const WANT: &[u8; 14] = b"content-length";
+    name.len() == 14 && word(&name[..8]) == word(&WANT[..8]) && word(&name[6..]) == word(&WANT[6..])
+}
+
+/// Where [`headers_fast`] stopped.
+enum Stop {
+    /// After the empty line: the head is this long.
+    EndOfHead(usize),
+    /// At the start of a line it left to the reference path.
+    Line(usize),
+}
+
+/// The header loop for the common case: [`header_fast`] line after line
+/// (checking `Content-Length` as the reference path does), until the empty
+/// line or a line it is not sure about. A function of its own so that its
+/// loop gets the registers to itself.
+#[inline(never)]
+fn headers_fast(
+    buf: &[u8],
+    mut pos: usize,
+    opts: &ParseOptions,
+    max_head: usize,
+    headers: &mut SmallVec<[HeaderSpan; INLINE_HEADERS]>,
+    content_len: &mut Option<u64>,
+) -> Result<Stop, ParseError> {
+    let scan_end = buf.len().min(max_head);
+    let mut count = headers.len();
+    while count < opts.limits.max_headers {
+        let Some((h, next)) = header_fast(buf, pos, scan_end, opts) else {
+            break;
+        };
+        if h.name.end - h.name.start == 14 && is_content_length(&buf[h.name.range()]) {
+            let value = &buf[h.value.range()];
+            *content_len = Some(match grammar::digits19(value, 0) {
+                // The usual value: digits only, short, agreeing with any
+                // earlier one, within the body limit.
+                Some((n, end))
+                    if end == value.len()
+                        && content_len.is_none_or(|p| p == n)
+                        && n <= opts.limits.max_body_len as u64 =>
+                {
+                    n
+                }
+                _ => content_length(value, h.value.start as usize, *content_len, opts)?,
+            });
+        }
+        headers.push(h);
+        count += 1;
+        pos = next;
+    }
+    Ok(match empty_line_fast(buf, pos, opts, max_head) {
+        Some(next) => Stop::EndOfHead(next),
+        None => Stop::Line(pos),
+    })
 }
 
 /// The empty line that ends the head, when it is at `pos` and within the
@@ -332,24 +430,14 @@ fn parse_layout_with<const FAST: bool>(
             (start_line(buf, &first)?, first.next)
         }
     };
-    let mut headers: SmallVec<[HeaderSpan; super::pdu::INLINE_HEADERS]> = SmallVec::new();
+    let mut headers: SmallVec<[HeaderSpan; INLINE_HEADERS]> = SmallVec::new();
     let mut content_len: Option<u64> = None;
     let head_len = loop {
-        if FAST && headers.len() < opts.limits.max_headers {
-            if let Some((h, next)) = header_fast(buf, pos, opts, max_head) {
-                let name = &buf[h.name.range()];
-                if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
-                    let value = &buf[h.value.range()];
-                    let at = h.value.start as usize;
-                    content_len = Some(content_length(value, at, content_len, opts)?);
-                }
-                headers.push(h);
-                pos = next;
-                continue;
+        if FAST {
+            match headers_fast(buf, pos, opts, max_head, &mut headers, &mut content_len)? {
+                Stop::EndOfHead(next) => break next,
+                Stop::Line(at) => pos = at,
             }
-        }
-        if let Some(next) = empty_line_fast(buf, pos, opts, max_head).filter(|_| FAST) {
-            break next;
         }
         // Anything else takes the reference path, line by line.
         let line = next_line(buf, pos, opts, max_head)?;
@@ -694,6 +782,26 @@ mod tests {
         ) {
             both(&buf, &opts);
         }
+    }
+
+    #[test]
+    fn content_length_name_test_is_exact_on_name_chars() {
+        let chars: Vec<u8> = (0..=255u8).filter(|&b| grammar::is_name_char(b)).collect();
+        let want = b"content-length";
+        for at in 0..14 {
+            for &c in &chars {
+                let mut name = *b"Content-Length";
+                name[at] = c;
+                assert_eq!(
+                    is_content_length(&name),
+                    name.eq_ignore_ascii_case(want),
+                    "{:?}",
+                    String::from_utf8_lossy(&name)
+                );
+            }
+        }
+        assert!(is_content_length(b"CONTENT-LENGTH"));
+        assert!(!is_content_length(b"Content-Lengt"));
     }
 
     #[test]

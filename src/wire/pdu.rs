@@ -48,7 +48,7 @@ pub(crate) enum StartSpans {
 }
 
 /// Where one header's name and (OWS-trimmed) value are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct HeaderSpan {
     pub name: Span,
     pub value: Span,
@@ -150,15 +150,17 @@ pub(crate) struct Named<'s, 'n> {
 impl<'s> Iterator for Named<'s, '_> {
     type Item = &'s HeaderSpan;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<&'s HeaderSpan> {
-        let (buf, want) = (self.buf, self.want);
-        self.headers.find(|h| {
-            (h.name.end - h.name.start) as usize == want.len() && {
-                let name = &buf[h.name.range()];
-                same_bytes(name, want) || name.eq_ignore_ascii_case(want)
+        for h in self.headers.by_ref() {
+            if (h.name.end - h.name.start) as usize == self.want.len() {
+                let name = &self.buf[h.name.range()];
+                if same_bytes(name, self.want) || name.eq_ignore_ascii_case(self.want) {
+                    return Some(h);
+                }
             }
-        })
+        }
+        None
     }
 }
 
