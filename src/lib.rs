@@ -8,6 +8,9 @@
 //! - [`sim`]: a deterministic simulated network for driving engines in tests.
 //! - [`relay`]: what a lossy link does to a datagram (behind `acorn-cli relay`).
 //! - [`runtime`]: the tokio driver: a [`runtime::Peer`] over UDP and TCP.
+//! - [`scenario`]: the session scenario format of `corpus/sessions/` (parser,
+//!   captures, expectation matching), shared by the in-memory runner and
+//!   `acorn-cli conformance`.
 //!
 //! ## Parse and build PDUs
 //!
@@ -79,6 +82,7 @@ pub mod codec;
 pub mod engine;
 pub mod relay;
 pub mod runtime;
+pub mod scenario;
 pub mod sim;
 pub mod wire;
 
