@@ -78,6 +78,10 @@ const MAX_WINDOW: usize = 4096;
 /// Latency histogram bounds, in microseconds (1 µs to 1 hour, 3 digits).
 const HIST_MAX_US: u64 = 3_600_000_000;
 
+/// Latency histograms shared by the flows (one per flow would cost 10,000
+/// flows about 2 GB: a histogram over this range is some 190 KB).
+const HIST_SHARDS: usize = 16;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ModeArg {
     Ordered,
@@ -179,14 +183,51 @@ impl Pacer {
     }
 }
 
-/// Live counters for the progress line.
-#[derive(Default)]
+/// Live counters for the progress line, and the latencies.
 struct Live {
     opened: AtomicU64,
     sent: AtomicU64,
     received: AtomicU64,
     lost: AtomicU64,
     stop: AtomicBool,
+    /// Flow `i` records into shard `i % HIST_SHARDS`, so the locks are
+    /// rarely contended.
+    latency: Vec<std::sync::Mutex<Histogram<u64>>>,
+}
+
+impl Live {
+    fn new() -> Live {
+        Live {
+            opened: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            latency: (0..HIST_SHARDS)
+                .map(|_| std::sync::Mutex::new(new_histogram()))
+                .collect(),
+        }
+    }
+
+    /// Record one request-to-reply time of flow `flow`.
+    fn record(&self, flow: u64, latency: Duration) {
+        let us = latency.as_micros().clamp(1, u128::from(HIST_MAX_US)) as u64;
+        let shard = &self.latency[(flow % HIST_SHARDS as u64) as usize];
+        if let Ok(mut h) = shard.lock() {
+            h.saturating_record(us);
+        }
+    }
+
+    /// Every latency recorded so far.
+    fn latencies(&self) -> Histogram<u64> {
+        let mut all = new_histogram();
+        for shard in &self.latency {
+            if let Ok(h) = shard.lock() {
+                let _ = all.add(&*h);
+            }
+        }
+        all
+    }
 }
 
 /// One flow after its opening phase.
@@ -212,7 +253,6 @@ struct FlowResult {
     duplicated: HashSet<(u64, u64)>,
     closed_early: bool,
     bytes: u64,
-    latency: Histogram<u64>,
     first_error: Option<String>,
 }
 
@@ -229,7 +269,6 @@ impl FlowResult {
             duplicated: HashSet::new(),
             closed_early: false,
             bytes: 0,
-            latency: new_histogram(),
             first_error: None,
         }
     }
@@ -314,7 +353,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Status> {
 }
 
 async fn load(args: &Args, plan: Arc<Plan>) -> anyhow::Result<Status> {
-    let live = Arc::new(Live::default());
+    let live = Arc::new(Live::new());
     let bar = progress(&plan, args.sessions, live.clone());
     {
         let live = live.clone();
@@ -438,6 +477,7 @@ async fn load(args: &Args, plan: Arc<Plan>) -> anyhow::Result<Status> {
         open_elapsed,
         elapsed,
         total,
+        latency: live.latencies(),
         stats,
     };
     let status = summary.status();
@@ -667,8 +707,11 @@ async fn drive(
     // (the peer's Seq on the reply, message) in an ordered session.
     let mut order: Vec<(u64, u64)> = Vec::new();
     let ordered = session.is_some() && plan.mode == SessionMode::Ordered;
+    // The pacer gave this flow a slot past --duration: it is done.
+    let mut out_of_time = false;
     loop {
         let more = !r.closed_early
+            && !out_of_time
             && !live.stop.load(Ordering::Relaxed)
             && plan.messages.is_none_or(|m| next_msg < m)
             && deadline.is_none_or(|d| Instant::now() < d);
@@ -682,6 +725,10 @@ async fn drive(
             (None, true) => true,
             (Some(p), true) => {
                 let wake = *slot.get_or_insert_with(|| p.slot());
+                if deadline.is_some_and(|d| wake >= d) {
+                    out_of_time = true;
+                    continue;
+                }
                 tokio::select! {
                     biased;
                     Some(d) = inflight.next(), if !inflight.is_empty() => {
@@ -755,8 +802,7 @@ fn settle(
             return;
         }
     };
-    let latency = d.sent_at.elapsed().as_micros().min(u128::from(HIST_MAX_US)) as u64;
-    r.latency.saturating_record(latency.max(1));
+    live.record(index, d.sent_at.elapsed());
     let status = reply.status().unwrap_or(0);
     if !(200..300).contains(&status) {
         r.rejected += 1;
@@ -792,7 +838,6 @@ fn merge(total: &mut FlowResult, r: FlowResult, closed_early: &mut u64) {
     total.out_of_order += r.out_of_order;
     total.bytes += r.bytes;
     total.duplicated.extend(r.duplicated);
-    let _ = total.latency.add(&r.latency);
     if r.closed_early {
         *closed_early += 1;
     }
@@ -860,6 +905,7 @@ struct Summary<'a> {
     open_elapsed: Duration,
     elapsed: Duration,
     total: FlowResult,
+    latency: Histogram<u64>,
     stats: Stats,
 }
 
@@ -907,7 +953,7 @@ impl Summary<'_> {
     }
 
     fn percentiles(&self) -> Option<[(&'static str, f64); 6]> {
-        let h = &self.total.latency;
+        let h = &self.latency;
         if h.is_empty() {
             return None;
         }
