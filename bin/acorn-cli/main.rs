@@ -6,6 +6,7 @@
 //! (`send`, `listen`, `conformance`…) touches this file in two places: the
 //! [`Command`] variant and its arm in [`run`].
 
+mod conformance_cmd;
 mod duration;
 mod fmt_cmd;
 mod input;
@@ -58,7 +59,7 @@ Exit status:
 const ALL_EXIT_CODES_HELP: &str = "\
 Exit status (details in each command's --help):
   0  success
-  1  an input is not a valid PDU
+  1  an input is not a valid PDU; conformance: a case failed
   2  usage error, or an I/O error
   3  send: no final reply before --timeout; load: nothing was answered
   4  send --check-status: the final reply is 4xx or 5xx
@@ -99,6 +100,10 @@ enum Command {
     /// reordering and delaying datagrams at seeded random rates.
     #[command(after_help = relay_cmd::EXIT_HELP)]
     Relay(relay_cmd::Args),
+    /// Play the session scenario corpus against a live peer (UDP or TCP)
+    /// and grade each case: pass, non-strict, fail or unsupported.
+    #[command(after_help = conformance_cmd::EXIT_HELP)]
+    Conformance(conformance_cmd::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<Status> {
@@ -109,6 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Listen(args) => listen_cmd::run(&args),
         Command::Load(args) => load_cmd::run(&args),
         Command::Relay(args) => relay_cmd::run(&args),
+        Command::Conformance(args) => conformance_cmd::run(&args),
     }
 }
 
