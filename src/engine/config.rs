@@ -74,6 +74,15 @@ pub struct EngineLimits {
     /// How far ahead of the next expected Seq a PDU may be before it is a
     /// protocol violation (dropped, not NACKed).
     pub max_seq_ahead: u64,
+    /// Requests of one session sent and not yet answered. Further ones wait
+    /// in the session's queue and go out, in order, as earlier ones finish:
+    /// this bounds what the peer must ACK and hold for retransmission (a
+    /// window far above its `max_retx_pdus` would make a reconnect lose
+    /// PDUs it no longer holds).
+    pub max_in_flight_per_session: usize,
+    /// Requests waiting for the window per session; past it `send` is
+    /// refused with [`EngineError::TooManyPending`](super::EngineError::TooManyPending).
+    pub max_queued_per_session: usize,
     /// IP addresses whose failed resume attempts are counted; past it the
     /// oldest entry is forgotten.
     pub max_resume_failure_peers: usize,
@@ -96,6 +105,8 @@ impl Default for EngineLimits {
             max_seq_ahead: 65_536,
             max_seen_ranges: 256,
             max_resume_failure_peers: 4096,
+            max_in_flight_per_session: 128,
+            max_queued_per_session: 4096,
         }
     }
 }

@@ -82,6 +82,13 @@ enum OutKind {
     Segment,
 }
 
+/// The ids a new request carries: the application's handle, TX-ID and Message-ID.
+struct RequestIds {
+    id: u64,
+    tx_id: String,
+    message_id: String,
+}
+
 /// A request we sent.
 #[derive(Debug)]
 struct OutTx {
@@ -155,6 +162,9 @@ pub struct Endpoint {
     transfers: transfer::Transfers,
     resume_failures: HashMap<std::net::IpAddr, resume::Failures>,
     resume_failure_order: VecDeque<std::net::IpAddr>,
+    /// Sessions whose window has room for queued requests (drained at the
+    /// end of each call, where starting a request is safe).
+    window_opened: Vec<u64>,
 }
 
 fn ack_dest<B: AsRef<[u8]>>(pdu: &PduView<B>, source: SocketAddr) -> SocketAddr {
@@ -212,6 +222,7 @@ impl Endpoint {
             transfers: transfer::Transfers::default(),
             resume_failures: HashMap::new(),
             resume_failure_order: VecDeque::new(),
+            window_opened: Vec::new(),
         }
     }
 
@@ -439,7 +450,8 @@ impl Endpoint {
         peer: SocketAddr,
         pdu: PduBuilder,
     ) -> Result<RequestId, EngineError> {
-        self.start_request(now, peer, None, pdu, OutKind::App)
+        let id = self.handle();
+        self.start_request(now, peer, None, pdu, OutKind::App, id)
     }
 
     /// Send a request inside an open session.
@@ -457,9 +469,33 @@ impl Endpoint {
             return Err(EngineError::SessionNotOpen);
         }
         let peer = s.peer;
-        self.start_request(now, peer, Some(session.0), pdu, OutKind::App)
+        let limits = self.cfg.limits;
+        let id = self.handle();
+        let Some(s) = self.sessions.get_mut(&session.0) else {
+            return Err(EngineError::UnknownSession);
+        };
+        if s.in_flight >= limits.max_in_flight_per_session || !s.queued.is_empty() {
+            if s.queued.len() >= limits.max_queued_per_session {
+                self.emit(Event::LimitReached {
+                    limit: EngineLimit::PendingRequests,
+                    peer: Some(peer),
+                });
+                return Err(EngineError::TooManyPending);
+            }
+            s.queued.push_back((id, pdu));
+            return Ok(RequestId(id));
+        }
+        s.in_flight += 1;
+        self.start_request(now, peer, Some(session.0), pdu, OutKind::App, id)
+            .inspect_err(|_| {
+                if let Some(s) = self.sessions.get_mut(&session.0) {
+                    s.in_flight -= 1;
+                }
+            })
     }
 
+    /// Send request `id` (a handle the caller allocated, so a request that
+    /// waited in a session's queue keeps the id the application holds).
     fn start_request(
         &mut self,
         now: Instant,
@@ -467,6 +503,7 @@ impl Endpoint {
         session: Option<u64>,
         mut b: PduBuilder,
         kind: OutKind,
+        id: u64,
     ) -> Result<RequestId, EngineError> {
         if b.method().is_none() {
             return Err(EngineError::WrongKind);
@@ -495,7 +532,17 @@ impl Endpoint {
         // segments (SPEC §7), else it gets its content hashes (`transfer`).
         self.stamp_request(now, dest, &mut b);
         if kind == OutKind::App && self.over_budget(dest, session, &b) {
-            return self.start_segmented(now, dest, session, b, tx_id, message_id);
+            return self.start_segmented(
+                now,
+                dest,
+                session,
+                b,
+                RequestIds {
+                    id,
+                    tx_id,
+                    message_id,
+                },
+            );
         }
         self.stamp_content_hash(dest, &mut b);
         let (seq, _) = self.send_pdu(session, b.clone(), dest, SentKind::Other);
@@ -505,7 +552,6 @@ impl Endpoint {
                 let _ = b.set_value(&H_SESSION_ID, Bytes::from(id));
             }
         }
-        let id = self.handle();
         debug!(request = id, %dest, tx = %tx_id, ?seq, "request sent");
         self.out_by_tx.insert(tx_id.clone(), id);
         self.out_txs.insert(
@@ -552,7 +598,8 @@ impl Endpoint {
         }
         self.sessions
             .insert(sid, Session::new(peer, Role::Client, mode, now));
-        self.start_request(now, peer, Some(sid), b, OutKind::Reg)?;
+        let id = self.handle();
+        self.start_request(now, peer, Some(sid), b, OutKind::Reg, id)?;
         self.wake_session(sid, now + self.cfg.session_idle_timeout);
         Ok(SessionHandle(sid))
     }
@@ -576,7 +623,8 @@ impl Endpoint {
             Method::BYE,
             Target::new("/").map_err(|_| EngineError::WrongKind)?,
         );
-        self.start_request(now, peer, Some(session.0), b, OutKind::Bye)
+        let id = self.handle();
+        self.start_request(now, peer, Some(session.0), b, OutKind::Bye, id)
             .map(|_| ())
     }
 
@@ -640,6 +688,39 @@ impl Endpoint {
 
     /// A parsed PDU arrived from `from`.
     pub fn handle_pdu(&mut self, now: Instant, from: SocketAddr, pdu: Pdu) {
+        self.receive_pdu(now, from, pdu);
+        self.drain_windows(now);
+    }
+
+    /// Start queued requests of sessions whose window opened.
+    fn drain_windows(&mut self, now: Instant) {
+        let max = self.cfg.limits.max_in_flight_per_session;
+        while let Some(sid) = self.window_opened.pop() {
+            while let Some(s) = self.sessions.get_mut(&sid) {
+                if s.state != State::Open || s.in_flight >= max {
+                    break;
+                }
+                let Some((id, pdu)) = s.queued.pop_front() else {
+                    break;
+                };
+                s.in_flight += 1;
+                let peer = s.peer;
+                if self
+                    .start_request(now, peer, Some(sid), pdu, OutKind::App, id)
+                    .is_err()
+                {
+                    if let Some(s) = self.sessions.get_mut(&sid) {
+                        s.in_flight = s.in_flight.saturating_sub(1);
+                    }
+                    self.emit(Event::RequestTimedOut {
+                        request: RequestId(id),
+                    });
+                }
+            }
+        }
+    }
+
+    fn receive_pdu(&mut self, now: Instant, from: SocketAddr, pdu: Pdu) {
         if let Err(e) = pdu.validate(&self.cfg.parse.limits) {
             self.violation(from, Violation::BadHeader(e));
             return;
@@ -1136,6 +1217,14 @@ impl Endpoint {
     fn finish_out(&mut self, id: u64) -> Option<OutTx> {
         let t = self.out_txs.remove(&id)?;
         self.out_by_tx.remove(&t.tx_id);
+        if let (OutKind::App, Some(sid)) = (t.kind, t.session) {
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.in_flight = s.in_flight.saturating_sub(1);
+                if !s.queued.is_empty() {
+                    self.window_opened.push(sid);
+                }
+            }
+        }
         self.segments_finished(id); // stop a segmented request's segments
         Some(t)
     }
@@ -1537,8 +1626,9 @@ impl Endpoint {
             }
         }
         self.drop_session(sid, reason);
+        let id = self.handle();
         if self
-            .start_request(now, peer, None, b.clone(), OutKind::Bye)
+            .start_request(now, peer, None, b.clone(), OutKind::Bye, id)
             .is_err()
         {
             // Too many requests pending: send it once, unretransmitted.
@@ -1581,6 +1671,12 @@ impl Endpoint {
                 t.deadline = None;
             }
         }
+        // Requests still waiting for the window never went out.
+        for (id, _) in &s.queued {
+            self.events.push_back(Event::RequestTimedOut {
+                request: RequestId(*id),
+            });
+        }
         let pending: Vec<u64> = self
             .out_txs
             .iter()
@@ -1607,6 +1703,11 @@ impl Endpoint {
 
     /// Run every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.run_timers(now);
+        self.drain_windows(now);
+    }
+
+    fn run_timers(&mut self, now: Instant) {
         self.expire_transfers(now); // partial payloads past their time
         while let Some(Reverse((at, key))) = self.timers.peek().copied() {
             if at > now {

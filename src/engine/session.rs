@@ -76,6 +76,10 @@ pub(crate) struct Session {
     pub pending_resend: SeqList,
     /// When a newly seen gap is to be NACKed (after the reorder allowance).
     pub new_gap_at: Option<Instant>,
+    /// Application requests sent in this session and not yet finished.
+    pub in_flight: usize,
+    /// Application requests waiting for the window: (request id, PDU).
+    pub queued: std::collections::VecDeque<(u64, PduBuilder)>,
     /// Further channels (connections) bound to the session with a token.
     pub channels: Vec<SocketAddr>,
     /// Server: the one-time token a second channel presents to join.
@@ -107,6 +111,8 @@ impl Session {
             srtt: None,
             pending_resend: SeqList::new(),
             new_gap_at: None,
+            in_flight: 0,
+            queued: std::collections::VecDeque::new(),
             channels: Vec::new(),
             channel_token: None,
         }

@@ -198,6 +198,14 @@ impl Endpoint {
         }
         let from = s.peer_acked.map_or(0, |a| a + 1);
         let last = s.retx.last_key_value().map(|(k, _)| *k);
+        debug!(
+            session = sid,
+            from,
+            ?last,
+            held = s.retx.len(),
+            next_out = s.next_out,
+            "resending what the peer lacks"
+        );
         if let Some(last) = last.filter(|&l| l >= from) {
             s.pending_resend.insert_range(from, last);
             self.flush_resends(now, sid);

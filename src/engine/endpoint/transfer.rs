@@ -288,9 +288,13 @@ impl Endpoint {
         dest: SocketAddr,
         session: Option<u64>,
         mut b: PduBuilder,
-        tx_id: String,
-        message_id: String,
+        ids: RequestIds,
     ) -> Result<RequestId, EngineError> {
+        let RequestIds {
+            id,
+            tx_id,
+            message_id,
+        } = ids;
         let cfg = self.cfg.segments;
         let payload = b.body_bytes().clone();
         b.body(Bytes::new());
@@ -339,7 +343,6 @@ impl Endpoint {
                 payload_hashes.push((n, value));
             }
         }
-        let id = self.handle();
         debug!(request = id, %dest, tx = %tx_id, len = payload.len(), count, chunk, "segmented request");
         self.out_by_tx.insert(tx_id.clone(), id);
         self.out_txs.insert(
