@@ -243,7 +243,11 @@ fn bytes_per_idle_session(n: u32) -> f64 {
 fn bytes_per_buffered_pdu(k: usize) -> (f64, usize) {
     let now = Instant::now();
     let unix = Duration::from_secs(1_800_000_000);
-    let mut ep = Endpoint::new(Config::default(), 2, now, unix);
+    // A send window as large as the test, so every request goes out and
+    // is held (the default window would queue them, unsent).
+    let mut cfg = Config::default();
+    cfg.limits.max_in_flight_per_session = k + 1;
+    let mut ep = Endpoint::new(cfg, 2, now, unix);
     let h = open_idle(&mut ep, now, peer(0), 0);
     assert_eq!(ep.retransmit_buffer_len(h), Some(0), "handshake freed");
     let typical = "x".repeat(100);

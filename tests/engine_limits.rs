@@ -1,7 +1,9 @@
 //! Every bound of `EngineLimits` is hit here, and the defined action is
 //! checked: an `Event::LimitReached` and the protocol action documented on
 //! the field (503, `TooManyPending`, a drop that a later NACK repairs, BYE
-//! with `Ignore-Seq: *`, the 64-range NACK cap, a violation, folding).
+//! with `Ignore-Seq: *`, the 64-range NACK cap, a violation, folding,
+//! forgetting the oldest). The send window (`max_in_flight_per_session`,
+//! `max_queued_per_session`) has its own tests in `tests/engine_window.rs`.
 //! Floods and absurd NACKs are checked for bounded work by counting what
 //! the engine holds and sends — never by wall time.
 //!
@@ -611,4 +613,63 @@ fn max_seen_ranges_folds_into_the_floor() {
     b.put(&sid, 5, &[]);
     b.put(&sid, 4, &[]);
     assert_eq!(delivered(&b.events()), ["5"]);
+}
+
+// ----------------------------------------------- max_resume_failure_peers
+
+/// A resume `REG` (with a `Session-ID`) from `from`.
+fn resume(b: &mut Bench, from: SocketAddr, tx: &str, sid: &str) -> Vec<Transmit> {
+    let lines = [
+        "REG /s ACORN/1.0".to_owned(),
+        format!("TX-ID: {tx}"),
+        format!("Session-ID: {sid}"),
+        "Seq: 1".to_owned(),
+        "Ack-Seq: 1".to_owned(),
+    ];
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    b.send_from(from, pdu(&lines, ""));
+    b.transmits()
+}
+
+/// Failed resume attempts are counted per IP address for at most
+/// `max_resume_failure_peers` addresses; past it the oldest is forgotten.
+/// Seen from outside: an address over its failure budget is refused even
+/// with a valid id, until enough other addresses fail to push it out.
+#[test]
+fn max_resume_failure_peers_forgets_the_oldest() {
+    let mut b = Bench::with_limits(|c| {
+        c.resume_failures_per_window = 1;
+        c.limits.max_resume_failure_peers = 2;
+    });
+    let (_, sid) = b.open(SessionMode::Ordered);
+    b.events();
+    let a = b.peer;
+    let status = |tx: &[Transmit]| tx.iter().map(|t| parse(t).status()).collect::<Vec<_>>();
+    // A fails once: its budget (1) is spent, so even the right id is refused.
+    assert_eq!(
+        status(&resume(&mut b, a, "a1", "no-such-session")),
+        [Some(404)]
+    );
+    assert_eq!(status(&resume(&mut b, a, "a2", &sid)), [Some(404)]);
+    assert!(!b
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::SessionResumed { .. })));
+    // Two other addresses fail: the table holds two, A is forgotten.
+    assert_eq!(
+        status(&resume(&mut b, peer_addr(3), "b1", "nope")),
+        [Some(404)]
+    );
+    assert_eq!(
+        status(&resume(&mut b, peer_addr(4), "c1", "nope")),
+        [Some(404)]
+    );
+    let tx = resume(&mut b, a, "a3", &sid);
+    let ok = parse(tx.first().expect("an answer"));
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(header(&ok, "Session-Status").as_deref(), Some("resumed"));
+    assert!(b
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::SessionResumed { .. })));
 }
