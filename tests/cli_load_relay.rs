@@ -388,9 +388,20 @@ fn load_reports_messages_answered_twice() {
             }
         }
     });
+    // --hold keeps the client up a moment after its last reply, so the
+    // second answer to the last message is seen even if the server thread
+    // is descheduled between its two sends.
     let r = load(
         &target,
-        &["--transactions", "--messages", "5", "--timeout", "5s"],
+        &[
+            "--transactions",
+            "--messages",
+            "5",
+            "--timeout",
+            "5s",
+            "--hold",
+            "500ms",
+        ],
     );
     // Without the wire check the second answers go unnoticed.
     let unchecked = load(
@@ -401,6 +412,8 @@ fn load_reports_messages_answered_twice() {
             "5",
             "--timeout",
             "5s",
+            "--hold",
+            "500ms",
             "--no-wire-check",
         ],
     );

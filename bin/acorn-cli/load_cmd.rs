@@ -787,14 +787,20 @@ fn settle(
                 .get_or_insert_with(|| "no reply (timeout)".into());
             return;
         }
+        // The session had already ended: the engine refused the request,
+        // so it never went out. Not sent, not lost (the requests in flight
+        // when it ended are, as timeouts).
+        Ok(Err(
+            RuntimeError::Engine(EngineError::UnknownSession | EngineError::SessionNotOpen)
+            | RuntimeError::Shutdown,
+        )) => {
+            r.closed_early = true;
+            r.sent -= 1;
+            live.sent.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
         Ok(Err(e)) => {
-            if matches!(
-                e,
-                RuntimeError::SessionClosed(_)
-                    | RuntimeError::Shutdown
-                    | RuntimeError::Engine(EngineError::UnknownSession)
-                    | RuntimeError::Engine(EngineError::SessionNotOpen)
-            ) {
+            if matches!(e, RuntimeError::SessionClosed(_)) {
                 r.closed_early = true;
             }
             live.lost.fetch_add(1, Ordering::Relaxed);
