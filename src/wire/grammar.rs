@@ -72,6 +72,7 @@ pub(crate) fn fail<'a, O>(rest: &'a [u8], kind: ErrorKind, expected: &'static st
 }
 
 /// Require that a rule consumed the whole slice.
+#[inline]
 pub(crate) fn finish<'a, O>(
     r: R<'a, O>,
     kind: ErrorKind,
@@ -390,6 +391,14 @@ pub(crate) fn reply_line(i: &[u8]) -> R<'_, ReplyParts<'_>> {
 /// without backtracking (a method cannot contain `/`).
 #[inline]
 pub(crate) fn is_reply_line(line: &[u8]) -> bool {
+    // One word when there are eight bytes: setting 0x20 folds a letter, and
+    // only that letter, to lower case; "/" is compared as it is.
+    if let Some(w) = line.get(..8) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        let w = u64::from_le_bytes(b) | 0x20_2020_2020;
+        return w & 0xffff_ffff_ffff == u64::from_le_bytes(*b"acorn/\0\0");
+    }
     line.len() >= 6 && line[..6].eq_ignore_ascii_case(b"ACORN/")
 }
 
@@ -806,6 +815,7 @@ pub(crate) fn unwrap_fail(e: nom::Err<Fail>) -> Fail {
 }
 
 /// ABNF `token = 1*token-char` (opaque ids: TX-ID, Message-ID, Session-ID…).
+#[inline]
 pub(crate) fn token(i: &[u8]) -> R<'_, &[u8]> {
     named(
         ErrorKind::StartLine,
@@ -815,6 +825,7 @@ pub(crate) fn token(i: &[u8]) -> R<'_, &[u8]> {
 }
 
 /// ABNF `session-mode = "ordered" / "unordered"` (case-sensitive).
+#[inline]
 pub(crate) fn session_mode(i: &[u8]) -> R<'_, bool> {
     // The two words differ in their first byte, so at most one matches.
     if let Some(r) = i.strip_prefix(b"ordered") {
@@ -1214,6 +1225,14 @@ mod tests {
                 Err(_) => named(ErrorKind::StartLine, "\"ordered\" or \"unordered\"", tag("ordered"))(&v[..]).map(|(r, _)| (r, true)),
             };
             prop_assert_eq!(session_mode(&v), reference);
+        }
+
+        #[test]
+        fn is_reply_line_agrees(v in fragments(LINE)) {
+            prop_assert_eq!(
+                is_reply_line(&v),
+                v.len() >= 6 && v[..6].eq_ignore_ascii_case(b"ACORN/")
+            );
         }
 
         #[test]

@@ -8,7 +8,9 @@
 use super::error::{ErrorKind, ParseError};
 use super::grammar::{self, is_ows, Fail};
 use super::limits::{Limit, ParseOptions};
-use super::pdu::{HeaderSpan, Layout, Pdu, PduRef, PduView, Span, StartSpans, INLINE_HEADERS};
+use super::pdu::{
+    name_len_bit, HeaderSpan, Layout, Pdu, PduRef, PduView, Span, StartSpans, INLINE_HEADERS,
+};
 use bytes::Bytes;
 use smallvec::SmallVec;
 
@@ -271,6 +273,7 @@ fn headers_fast(
     max_head: usize,
     headers: &mut SmallVec<[HeaderSpan; INLINE_HEADERS]>,
     content_len: &mut Option<u64>,
+    name_lens: &mut u64,
 ) -> Result<Stop, ParseError> {
     let scan_end = buf.len().min(max_head);
     let mut count = headers.len();
@@ -293,6 +296,7 @@ fn headers_fast(
                 _ => content_length(value, h.value.start as usize, *content_len, opts)?,
             });
         }
+        *name_lens |= name_len_bit((h.name.end - h.name.start) as usize);
         headers.push(h);
         count += 1;
         pos = next;
@@ -432,9 +436,18 @@ fn parse_layout_with<const FAST: bool>(
     };
     let mut headers: SmallVec<[HeaderSpan; INLINE_HEADERS]> = SmallVec::new();
     let mut content_len: Option<u64> = None;
+    let mut name_lens = 0u64;
     let head_len = loop {
         if FAST {
-            match headers_fast(buf, pos, opts, max_head, &mut headers, &mut content_len)? {
+            match headers_fast(
+                buf,
+                pos,
+                opts,
+                max_head,
+                &mut headers,
+                &mut content_len,
+                &mut name_lens,
+            )? {
                 Stop::EndOfHead(next) => break next,
                 Stop::Line(at) => pos = at,
             }
@@ -461,6 +474,7 @@ fn parse_layout_with<const FAST: bool>(
         if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
             content_len = Some(content_length(value, value_start, content_len, opts)?);
         }
+        name_lens |= name_len_bit(name.len());
         headers.push(HeaderSpan {
             name: name_span,
             value: Span::new(value_start, value_start + value.len()),
@@ -496,6 +510,7 @@ fn parse_layout_with<const FAST: bool>(
         head_len: head_len as u32,
         body,
         content_length: content_len,
+        name_lens,
     })
 }
 

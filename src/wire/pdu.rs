@@ -54,6 +54,12 @@ pub(crate) struct HeaderSpan {
     pub value: Span,
 }
 
+/// The bit of [`Layout::name_lens`] for a name `len` bytes long.
+#[inline(always)]
+pub(crate) fn name_len_bit(len: usize) -> u64 {
+    1 << len.min(63)
+}
+
 /// Headers held inline before spilling to the heap: the common PDU has
 /// fewer than a dozen.
 pub(crate) const INLINE_HEADERS: usize = 12;
@@ -66,6 +72,10 @@ pub struct Layout {
     pub(crate) head_len: u32,
     pub(crate) body: Span,
     pub(crate) content_length: Option<u64>,
+    /// Bit `n` is set when some header name is `n` bytes long (bit 63: 63
+    /// or longer), so a lookup of a name no header has stops before
+    /// scanning ([`name_len_bit`]).
+    pub(crate) name_lens: u64,
 }
 
 impl Layout {
@@ -338,9 +348,14 @@ impl<B: AsRef<[u8]>> PduView<B> {
     /// the PDU's, so what it yields can outlive the name.
     #[inline]
     pub(crate) fn named<'s, 'n>(&'s self, name: &'n str) -> Named<'s, 'n> {
+        let headers: &[HeaderSpan] = if self.layout.name_lens & name_len_bit(name.len()) != 0 {
+            &self.layout.headers
+        } else {
+            &[]
+        };
         Named {
             buf: self.buf.as_ref(),
-            headers: self.layout.headers.iter(),
+            headers: headers.iter(),
             want: name.as_bytes(),
         }
     }

@@ -199,10 +199,12 @@ fn invalid(f: Fail, value: &[u8], value_offset: usize, field: Field) -> ParseErr
     e
 }
 
+#[inline]
 fn whole<'a, O>(r: grammar::R<'a, O>, expected: &'static str) -> Result<O, Fail> {
     grammar::finish(r, ErrorKind::StartLine, expected)
 }
 
+#[inline]
 fn utf8(b: &[u8]) -> Result<&str, Fail> {
     std::str::from_utf8(b).map_err(|_| Fail::at(b, ErrorKind::StartLine, "UTF-8 text"))
 }
@@ -240,6 +242,7 @@ impl SeqItems {
 /// value is read from the string's content: `TX-ID: "abc"` is `abc`, the
 /// same value `fmt` prints and an ACK echoes. No typed syntax of SPEC §3
 /// needs an escape, so a quoted typed value that uses one is refused.
+#[inline]
 fn typed_content(v: ValueRef<'_>, field: Field) -> Result<ValueRef<'_>, ParseError> {
     let raw = v.value;
     if raw.len() < 2 || raw[0] != b'"' {
@@ -328,11 +331,16 @@ impl<B: AsRef<[u8]>> PduView<B> {
         field: Field,
         max_items: usize,
     ) -> Result<Option<SeqList>, ParseError> {
+        let mut found = self.named(name);
+        let Some(first) = found.next() else {
+            return Ok(None);
+        };
         let mut count = 0usize;
         let mut list = SeqItems::default();
-        let mut any = false;
-        for h in self.named(name).map(|h| self.value_at(h)) {
-            any = true;
+        for h in std::iter::once(first)
+            .chain(found)
+            .map(|h| self.value_at(h))
+        {
             let h = typed_content(h, field)?;
             grammar::seq_list(h.value, &mut count, max_items, |(a, b)| list.push(a, b)).map_err(
                 |(f, over)| {
@@ -346,7 +354,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
                 },
             )?;
         }
-        Ok(any.then(|| list.finish()))
+        Ok(Some(list.finish()))
     }
 
     /// `Seq`: this PDU's position in its sender's session stream.
