@@ -894,11 +894,16 @@ impl Endpoint {
                             peer: Some(from),
                         });
                     }
-                    // A new gap is NACKed at once — after a quarter round
-                    // trip once the round trip is known, so a PDU that was
-                    // only reordered can close it first. An unchanged gap
-                    // is paced. A dropped PDU opens no gap the NACK could
-                    // name: it only re-asks for the old ones, so it is paced.
+                    // Decision (SPEC §8 "immediately"): a new gap is NACKed
+                    // at once while the round trip is unknown; once it is
+                    // known, when a second PDU arrives beyond the gap or a
+                    // quarter round trip has passed, whichever is first
+                    // (TCP's duplicate threshold with QUIC's time
+                    // threshold), so a PDU that was only reordered can close
+                    // it first. A second PDU takes the paced path below,
+                    // which sends at once when no NACK went yet. An
+                    // unchanged gap is paced. A dropped PDU opens no gap the
+                    // NACK could name: it only re-asks for the old ones.
                     let new_gap = held && old_max.map_or(seq > next, |m| seq > m + 1);
                     let Some(s) = self.sessions.get_mut(&sid) else {
                         return;

@@ -167,9 +167,10 @@ impl Session {
         }
     }
 
-    /// How long a new gap may stay open before it is NACKed: a quarter of
-    /// the least round trip, so a PDU that was only reordered closes it
-    /// first. Zero while the round trip is unknown (NACK at once).
+    /// How long a new gap may stay open before it is NACKed if no second
+    /// PDU arrives beyond it: a quarter of the least round trip, so a PDU
+    /// that was only reordered closes it first. Zero while the round trip
+    /// is unknown (NACK at once).
     pub fn reorder_allowance(&self) -> std::time::Duration {
         self.srtt.map_or(std::time::Duration::ZERO, |r| r / 4)
     }
