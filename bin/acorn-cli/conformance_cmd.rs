@@ -622,6 +622,12 @@ impl Play<'_> {
         // The end of the last `<none` / `<any` watch, if it was the last
         // step that looked at the wire.
         let mut watched = None;
+        // When the last thing happened: the scheduled instant of the last
+        // `at`, the last send, or the arrival of the last PDU matched.
+        // Watches for "nothing more" run from it, so a runner that wakes
+        // late does not watch into what the peer does later (such as
+        // retransmitting a reply the script leaves unacknowledged).
+        let mut anchor = self.start;
         for (i, step) in sc.steps.iter().enumerate() {
             let line = step.line;
             if !matches!(step.kind, StepKind::Event(_) | StepKind::EventNone) {
@@ -636,7 +642,8 @@ impl Play<'_> {
                 let before = match self.schedule.instants[i] {
                     Some(at) => {
                         tokio::time::sleep_until(self.start + at).await;
-                        self.start + at
+                        anchor = self.start + at;
+                        anchor
                     }
                     None => Instant::now(),
                 };
@@ -647,11 +654,13 @@ impl Play<'_> {
                 StepKind::At(_) => {}
                 StepKind::Send(p) => {
                     let bytes = p.render(&self.vars, framing).map_err(|e| (line, e))?;
-                    self.record('>', Instant::now(), &bytes);
+                    anchor = Instant::now();
+                    self.record('>', anchor, &bytes);
                     conn.send(&bytes).await.map_err(|e| (line, e))?;
                 }
                 StepKind::SendBytes(b) => {
-                    self.record('>', Instant::now(), b);
+                    anchor = Instant::now();
+                    self.record('>', anchor, b);
                     conn.send(b).await.map_err(|e| (line, e))?;
                 }
                 // The peer's application answers by itself, at once: the
@@ -682,6 +691,7 @@ impl Play<'_> {
                         }
                     };
                     self.record('<', at, &payload);
+                    anchor = anchor.max(at);
                     let what = format!("at {}", self.since(at));
                     let devs = exp
                         .check(&payload, None, &mut self.vars, &what)
@@ -689,9 +699,9 @@ impl Play<'_> {
                     self.deviations.extend(devs);
                 }
                 StepKind::ExpectNone | StepKind::ExpectAny => {
-                    let mut until = Instant::now() + self.t.settle;
+                    let mut until = anchor + self.t.settle;
                     if let Some(next) = self.schedule.next_at(&sc.steps, i) {
-                        until = until.min((self.start + next).max(Instant::now()));
+                        until = until.min((self.start + next).max(anchor));
                     }
                     conn.collect_until(until).await;
                     watched = Some(until);
@@ -723,7 +733,7 @@ impl Play<'_> {
         let end = match watched {
             Some(until) => until,
             None => {
-                let end = Instant::now() + self.t.settle;
+                let end = anchor + self.t.settle;
                 conn.collect_until(end).await;
                 end
             }
