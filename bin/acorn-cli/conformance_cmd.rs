@@ -453,11 +453,16 @@ impl Conn {
         let (tx, rx) = mpsc::unbounded_channel();
         let (out, reader) = match dest {
             Dest::Udp(addr) => {
-                let local: SocketAddr = if addr.is_ipv4() {
-                    "0.0.0.0:0".parse().expect("an address")
-                } else {
-                    "[::]:0".parse().expect("an address")
-                };
+                // A loopback peer gets a loopback socket: nothing else
+                // need be opened to test a local node.
+                let local: SocketAddr = match (addr.is_ipv4(), addr.ip().is_loopback()) {
+                    (true, true) => "127.0.0.1:0",
+                    (true, false) => "0.0.0.0:0",
+                    (false, true) => "[::1]:0",
+                    (false, false) => "[::]:0",
+                }
+                .parse()
+                .expect("an address");
                 let sock = UdpSocket::bind(local)
                     .await
                     .map_err(|e| format!("binding a UDP socket: {e}"))?;
