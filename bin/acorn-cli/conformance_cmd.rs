@@ -394,7 +394,9 @@ async fn run_case(case: &Case, dest: Dest, t: Timing) -> CaseResult {
         vars: Vars::new(),
         deviations: Vec::new(),
         exchange: Vec::new(),
-        action_line: 0,
+        // Until the first action, blame the first line: anything the peer
+        // sends before it is unsolicited.
+        action_line: sc.steps.first().map_or(1, |s| s.line),
     };
     let outcome = tokio::time::timeout(limit, play.run(dest)).await;
     result.elapsed = started.elapsed();
@@ -620,7 +622,7 @@ impl Play<'_> {
         let connect_timeout = self.t.reply_timeout.max(Duration::from_secs(2));
         let mut conn = Conn::open(dest, connect_timeout)
             .await
-            .map_err(|e| (1, e))?;
+            .map_err(|e| (self.action_line, e))?;
         let framing = transport_of(dest).framing();
         self.start = Instant::now();
         let sc = self.sc;
