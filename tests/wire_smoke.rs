@@ -89,7 +89,8 @@ fn builder_quotes_and_refuses() {
 
 #[test]
 fn quoted_typed_values_are_read_from_their_content() {
-    let pdu = p("REG / ACORN/1.0\r\nTX-ID: \"abc\"\r\nSeq: \"5\"\r\nNeed-Seq: \"1..3, 7\"\r\n\r\n").unwrap();
+    let pdu = p("REG / ACORN/1.0\r\nTX-ID: \"abc\"\r\nSeq: \"5\"\r\nNeed-Seq: \"1..3, 7\"\r\n\r\n")
+        .unwrap();
     assert_eq!(pdu.tx_id().unwrap(), Some("abc"));
     assert_eq!(pdu.seq().unwrap(), Some(5));
     assert_eq!(pdu.need_seq().unwrap().unwrap().to_string(), "1..3,7");
