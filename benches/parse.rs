@@ -96,7 +96,10 @@ fn raw(buf: &[u8], opts: &ParseOptions) -> usize {
 /// Parse, then decode the session headers an engine reads on every PDU.
 #[inline]
 fn typed(buf: &[u8], opts: &ParseOptions) -> u64 {
-    let pdu = parse_datagram(buf, opts).expect("parses");
+    // Borrowed from the result, as `raw` reads it: moving the PDU out would
+    // add a copy of its layout that has nothing to do with decoding.
+    let parsed = parse_datagram(buf, opts);
+    let pdu = parsed.as_ref().expect("parses");
     let seq = pdu.seq().expect("Seq").unwrap_or(0);
     let need = pdu
         .need_seq()

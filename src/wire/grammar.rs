@@ -772,35 +772,39 @@ pub(crate) fn seq_list(
     max_items: usize,
     mut each: impl FnMut((u64, u64)),
 ) -> Result<(), (Fail, bool)> {
+    // The running count in a register, written back on every way out.
+    let mut n = *count;
     let mut p = 0;
-    loop {
-        if *count >= max_items {
-            return Err((
+    let result = loop {
+        if n >= max_items {
+            break Err((
                 Fail::at(&v[p..], ErrorKind::StartLine, "fewer seq-list items"),
                 true,
             ));
         }
         let (item, q) = match seq_item_fast(v, p) {
             Some(fast) => fast,
-            None => {
-                let (r, item) = seq_item(&v[p..]).map_err(|e| (unwrap_fail(e), false))?;
-                (item, v.len() - r.len())
-            }
+            None => match seq_item(&v[p..]) {
+                Ok((r, item)) => (item, v.len() - r.len()),
+                Err(e) => break Err((unwrap_fail(e), false)),
+            },
         };
-        *count += 1;
+        n += 1;
         each(item);
         p = skip_ows(v, q);
         match v.get(p) {
-            None => return Ok(()),
+            None => break Ok(()),
             Some(b',') => p = skip_ows(v, p + 1),
             Some(_) => {
-                return Err((
+                break Err((
                     Fail::at(&v[p..], ErrorKind::StartLine, "\",\" or end of list"),
                     false,
                 ))
             }
         }
-    }
+    };
+    *count = n;
+    result
 }
 
 pub(crate) fn unwrap_fail(e: nom::Err<Fail>) -> Fail {

@@ -229,6 +229,7 @@ impl SeqItems {
         }
     }
 
+    #[inline]
     fn finish(self) -> SeqList {
         if self.aside.is_empty() {
             self.list
