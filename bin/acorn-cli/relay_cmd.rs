@@ -265,14 +265,14 @@ async fn relay(
     };
     eprintln!("listening on udp://{bound}");
     eprintln!(
-        "relaying to udp://{to}: loss {}%, duplicate {}%, reorder {}% (held up to {:?}), \
-         delay {:?} + jitter up to {:?}, seed {seed}",
-        cfg.loss * 100.0,
-        cfg.duplicate * 100.0,
-        cfg.reorder * 100.0,
-        cfg.reorder_delay,
-        cfg.delay,
-        cfg.jitter
+        "relaying to udp://{to}: loss {}, duplicate {}, reorder {} (held up to {}), \
+         delay {} + jitter up to {}, seed {seed}",
+        percent(cfg.loss),
+        percent(cfg.duplicate),
+        percent(cfg.reorder),
+        ms(cfg.reorder_delay),
+        ms(cfg.delay),
+        ms(cfg.jitter)
     );
     let (down_tx, mut down_rx) = mpsc::channel(DOWN_QUEUE);
     let mut r = Relay {
@@ -335,6 +335,18 @@ async fn relay(
         c.reader.abort();
     }
     Ok(Status::Ok)
+}
+
+/// A probability as a percentage, without float noise (`7%`, not
+/// `7.000000000000001%`).
+fn percent(p: f64) -> String {
+    let s = format!("{:.4}", p * 100.0);
+    format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// A duration in milliseconds, as the options take it (`0ms`, `2.5ms`).
+fn ms(d: Duration) -> String {
+    format!("{}ms", d.as_secs_f64() * 1000.0)
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -536,6 +548,9 @@ mod tests {
         assert_eq!(rate("5%"), Ok(0.05));
         assert_eq!(rate("0"), Ok(0.0));
         assert_eq!(rate("100%"), Ok(1.0));
+        assert_eq!(super::percent(0.07), "7%");
+        assert_eq!(super::percent(0.0), "0%");
+        assert_eq!(super::percent(0.125), "12.5%");
         for bad in ["", "x", "1.5", "-0.1", "150%", "5 %%"] {
             assert!(rate(bad).is_err(), "{bad:?}");
         }
