@@ -144,8 +144,14 @@ pub struct Config {
     /// How long an ACKed request waits for its final reply when the request
     /// carries no `Timeout`.
     pub reply_timeout: Duration,
-    /// Least time between two NACKs naming an unchanged gap.
+    /// Most time between two NACKs naming an unchanged gap (the pace is two
+    /// round trips once the round trip is known, within these two bounds).
     pub nack_interval: Duration,
+    /// Least time between two NACKs naming an unchanged gap, whatever the
+    /// round trip: on loopback two round trips are well under a
+    /// millisecond, and `max_nack_rounds` rounds that fast would give up on
+    /// a gap before a briefly stalled peer could fill it.
+    pub min_nack_interval: Duration,
     /// NACK rounds without progress before a session gives up on a gap.
     pub max_nack_rounds: u32,
     /// A PDU retransmitted for a NACK is not retransmitted again for another
@@ -192,6 +198,7 @@ impl Default for Config {
             retry: RetryPolicy::default(),
             reply_timeout: Duration::from_secs(32),
             nack_interval: Duration::from_millis(500),
+            min_nack_interval: Duration::from_millis(50),
             max_nack_rounds: 8,
             retransmit_holdoff: Duration::from_millis(100),
             session_idle_timeout: Duration::from_secs(120),

@@ -1565,7 +1565,7 @@ impl Endpoint {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        let interval = s.nack_interval(self.cfg.nack_interval);
+        let interval = s.nack_interval(self.cfg.nack_interval, self.cfg.min_nack_interval);
         let gaps = s.gaps(max_ranges);
         if gaps.is_empty() {
             return;

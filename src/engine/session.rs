@@ -176,12 +176,14 @@ impl Session {
     }
 
     /// Least time between NACKs for an unchanged gap: two round trips
-    /// once the round trip is known, never more than the configured pace.
-    pub fn nack_interval(&self, configured: std::time::Duration) -> std::time::Duration {
+    /// once the round trip is known, within `[floor, configured]`.
+    pub fn nack_interval(
+        &self,
+        configured: std::time::Duration,
+        floor: std::time::Duration,
+    ) -> std::time::Duration {
         match self.srtt {
-            Some(r) => (r * 2)
-                .max(std::time::Duration::from_millis(1))
-                .min(configured),
+            Some(r) => (r * 2).max(floor).min(configured),
             None => configured,
         }
     }

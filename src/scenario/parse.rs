@@ -121,6 +121,7 @@ fn apply_config(sc: &mut Scenario, kv: &str) -> Result<String, String> {
         "retry.max_attempts" => c.retry.max_attempts = parse_num(k, v)?,
         "reply_timeout" => c.reply_timeout = parse_duration(v)?,
         "nack_interval" => c.nack_interval = parse_duration(v)?,
+        "min_nack_interval" => c.min_nack_interval = parse_duration(v)?,
         "max_nack_rounds" => c.max_nack_rounds = parse_num(k, v)?,
         "retransmit_holdoff" => c.retransmit_holdoff = parse_duration(v)?,
         "session_idle_timeout" => c.session_idle_timeout = parse_duration(v)?,
