@@ -300,9 +300,13 @@ pub(crate) fn quoted_string(i: &[u8]) -> R<'_, &[u8]> {
     }
 }
 
-/// ABNF `target = quoted-string / literal-target`, `literal-target = 1*literal-char`.
-/// Returns the target as on the wire and whether it is quoted; the target
-/// must be UTF-8.
+/// ABNF `target = quoted-target / literal-target`,
+/// `literal-target = 1*literal-char`,
+/// `quoted-target = DQUOTE *( target-qdtext / quoted-pair ) DQUOTE`: a
+/// [`quoted_string`] or a run of [`is_literal_char`] bytes, then checked to
+/// be UTF-8 as a whole, which is what `target-qdtext` and `literal-char` say
+/// with `UTF8-non-ascii` (RFC 3629: `UTF8-2`, `UTF8-3`, `UTF8-4`,
+/// `UTF8-tail`). Returns the target as on the wire and whether it is quoted.
 pub(crate) fn target(i: &[u8]) -> R<'_, (&[u8], bool)> {
     let (rest, raw, quoted) = if i.first() == Some(&b'"') {
         let (rest, raw) = quoted_string(i)?;
@@ -455,7 +459,8 @@ fn version_fast(v: &[u8]) -> Option<usize> {
     Some(i)
 }
 
-/// The run of `literal-char` at the start of `l`: its length, and whether a
+/// The run of `literal-char` (an ABNF `literal-target` when not empty) at
+/// the start of `l`: its length, and whether a
 /// byte of it is >= 0x80 (only then is UTF-8 worth checking). Eight bytes
 /// at a time: a byte is not a `literal-char` when it is below 0x21, DQUOTE
 /// or DEL. Each of the three SWAR masks flags its first match exactly
@@ -568,9 +573,10 @@ pub(crate) fn header_name(i: &[u8]) -> R<'_, &[u8]> {
 
 /// ABNF `header-line = header-name ":" OWS field-value OWS`,
 /// `field-value = quoted-string / raw-value`,
-/// `raw-value = [ raw-start *value-char ]` where `raw-start` is a
-/// `value-char` other than DQUOTE, SP and HTAB. Returns name and value
-/// (without the surrounding OWS; a quoted value keeps its quotes).
+/// `raw-value = [ raw-start [ *value-char raw-end ] ]`, where `raw-start`
+/// is a `value-char` other than DQUOTE, SP and HTAB and `raw-end` one other
+/// than SP and HTAB. Returns name and value (without the surrounding OWS; a
+/// quoted value keeps its quotes).
 pub(crate) fn header_line(i: &[u8]) -> R<'_, (&[u8], &[u8])> {
     let (i, name) = header_name(i)?;
     match i.first() {
@@ -721,8 +727,9 @@ pub(crate) fn seq_item(i: &[u8]) -> R<'_, (u64, u64)> {
     }
 }
 
-/// `1*DIGIT` of at most 19 digits (which cannot overflow) at `p`: the
-/// value and where the digits end. `None` for no digit or 20 and more.
+/// Fast path of ABNF `dec-u64 = 1*DIGIT` at `p`, for at most 19 digits
+/// (which cannot overflow): the value and where the digits end. `None` for
+/// no digit or 20 and more; [`dec_u64`] decides those.
 #[inline(always)]
 pub(crate) fn digits19(v: &[u8], mut p: usize) -> Option<(u64, usize)> {
     let start = p;
@@ -760,7 +767,8 @@ fn skip_ows(v: &[u8], mut p: usize) -> usize {
     p
 }
 
-/// ABNF `seq-list = seq-item *( OWS "," OWS seq-item )`. Calls `each` for
+/// ABNF `seq-list = seq-item *( OWS "," OWS seq-item ) OWS` (the last OWS
+/// only shows in a quoted value; a raw one is trimmed). Calls `each` for
 /// every item; stops with an error once more than `max_items` were seen
 /// (`count` carries the running total across repeated headers). Each item
 /// goes through [`seq_item_fast`] first, and through [`seq_item`] when that
@@ -828,7 +836,7 @@ pub(crate) fn token(i: &[u8]) -> R<'_, &[u8]> {
     )(i)
 }
 
-/// ABNF `session-mode = "ordered" / "unordered"` (case-sensitive).
+/// ABNF `session-mode = %s"ordered" / %s"unordered"` (case-sensitive).
 #[inline]
 pub(crate) fn session_mode(i: &[u8]) -> R<'_, bool> {
     // The two words differ in their first byte, so at most one matches.
@@ -846,8 +854,9 @@ pub(crate) fn session_mode(i: &[u8]) -> R<'_, bool> {
     Ok((r, true))
 }
 
-/// ABNF `fraction-pair = pos-u64 "/" pos-u64` (used by Attempt and Segment);
-/// both numbers at least 1 and the first not above the second.
+/// ABNF `fraction-pair = pos-u64 "/" pos-u64` (used by Attempt and Segment),
+/// `pos-u64 = dec-u64`: both numbers at least 1 and the first not above the
+/// second.
 pub(crate) fn fraction_pair(i: &[u8]) -> R<'_, (u64, u64)> {
     let (r, a) = dec_u64(i)?;
     let (r, _) = named(ErrorKind::StartLine, "\"/\"", tag("/"))(r)?;
@@ -872,6 +881,8 @@ pub(crate) type IdentityParts<'a> = (Option<&'a [u8]>, &'a [u8], u16, bool);
 
 /// ABNF `identity = [ node "@" ] host ":" port`,
 /// `host = "[" IPv6address "]" / reg-name`, `port = 1*5DIGIT` (≤ 65535).
+/// `IPv6address` is RFC 3986's (with `h16`, `ls32`, `IPv4address` and
+/// `dec-octet`), checked by `std::net::Ipv6Addr`.
 /// Returns (node, host without brackets, port, host is IPv6).
 pub(crate) fn identity(i: &[u8]) -> R<'_, IdentityParts<'_>> {
     let at = i.iter().position(|&b| b == b'@');
@@ -922,7 +933,9 @@ pub(crate) fn identity(i: &[u8]) -> R<'_, IdentityParts<'_>> {
     Ok((r, (node, host, port as u16, v6)))
 }
 
-/// ABNF `date-time = full-date "T" partial-time time-offset` (RFC 3339 §5.6),
+/// ABNF `date-time = full-date "T" partial-time time-offset` (RFC 3339 §5.6,
+/// with `full-date`, `partial-time`, `time-secfrac`, `time-offset` and
+/// `time-numoffset` as in the grammar),
 /// returned as Unix seconds (fractions truncated). Validates day of month
 /// (leap years), hour ≤ 23, minute ≤ 59, second ≤ 60.
 pub(crate) fn date_time(i: &[u8]) -> R<'_, i64> {
@@ -1047,7 +1060,10 @@ pub(crate) fn duration_ms(i: &[u8]) -> R<'_, u64> {
     }
 }
 
-/// ABNF `base64 = 1*( ALPHA / DIGIT / "+" / "/" ) *2"="` (RFC 4648 §4, padded).
+/// ABNF `base64 = *base64-quad ( base64-quad / base64-final )` with
+/// `base64-quad = 4base64-char`, `base64-final = 2base64-char "==" /
+/// 3base64-char "="`, `base64-char = ALPHA / DIGIT / "+" / "/"` (RFC 4648
+/// §4, padded, not empty, unused bits zero).
 pub(crate) fn base64_digest(i: &[u8]) -> Result<Vec<u8>, Fail> {
     use base64::Engine as _;
     if i.is_empty() {
@@ -1058,8 +1074,8 @@ pub(crate) fn base64_digest(i: &[u8]) -> Result<Vec<u8>, Fail> {
         .map_err(|_| Fail::at(i, ErrorKind::StartLine, "padded base64 digest"))
 }
 
-/// ABNF `media-type = token-tchar "/" token-tchar *( OWS ";" OWS parameter )`,
-/// `parameter = token-tchar "=" ( token-tchar / quoted-string )`.
+/// ABNF `media-type = http-token "/" http-token *( OWS ";" OWS parameter ) OWS`,
+/// `parameter = http-token "=" ( http-token / quoted-string )`.
 pub(crate) fn media_type(i: &[u8]) -> R<'_, (&[u8], &[u8])> {
     let tchar = is_tchar;
     let (r, ty) = named(ErrorKind::StartLine, "media type", take_while1(tchar))(i)?;
@@ -1082,7 +1098,7 @@ pub(crate) fn media_type(i: &[u8]) -> R<'_, (&[u8], &[u8])> {
     }
 }
 
-/// ABNF `coding-list = coding *( OWS "," OWS coding )`, `coding = 1*tchar`.
+/// ABNF `coding-list = coding *( OWS "," OWS coding ) OWS`, `coding = http-token`.
 pub(crate) fn coding_list(i: &[u8]) -> R<'_, ()> {
     let tchar = is_tchar;
     let (mut r, _) = named(ErrorKind::StartLine, "content coding", take_while1(tchar))(i)?;

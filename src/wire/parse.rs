@@ -1,9 +1,17 @@
 //! The parse driver: splits lines under the limits and applies the rules.
 //!
-//! ABNF `acorn-pdu = start-line *( header-line CRLF ) CRLF body`
-//! (`start-line` ends in CRLF too). Lines are found with `memchr` inside a
-//! window no longer than the line limit, so no input makes the parser scan
-//! or hold more than the limits allow.
+//! ABNF `acorn-pdu = start-line *( header-line line-end ) line-end body`
+//! (`start-line` ends in a `line-end` too; `line-end = CRLF`, or a bare LF
+//! under [`ParseOptions::allow_bare_lf`]). Lines are found inside a window
+//! no longer than the line limit, so no input makes the parser scan or hold
+//! more than the limits allow.
+//!
+//! Two paths implement the same rules. The fast path ([`start_line_fast`],
+//! [`headers_fast`]) reads each line once with hand-written loops and
+//! vouches only for the common shape; any line it is not sure about goes
+//! through the reference path ([`next_line`] and the nom rules of
+//! [`grammar`]), which decides it and gives the exact error. The tests at
+//! the end compare the two on generated and mutated PDUs.
 
 use super::error::{ErrorKind, ParseError};
 use super::grammar::{self, is_ows, Fail};
@@ -35,7 +43,9 @@ fn limit(l: Limit, offset: usize, expected: &'static str) -> ParseError {
     ParseError::new(ErrorKind::Limit(l), offset, expected)
 }
 
-/// Find the line that starts at `pos`, enforcing the line and head limits.
+/// Find the line that starts at `pos` and its ABNF `line-end` (CRLF, or a
+/// bare LF when allowed), enforcing the line and head limits: the reference
+/// path's line splitter.
 #[inline]
 fn next_line(
     buf: &[u8],
@@ -85,7 +95,8 @@ fn next_line(
     })
 }
 
-/// Index of the first NUL, CR or LF in `w`, sixteen bytes at a time.
+/// Index of the first NUL, CR or LF in `w`, sixteen bytes at a time: where
+/// a `raw-value` ends and its `line-end` should begin (ABNF `line-end`).
 ///
 /// Head lines are short (tens of bytes), so a word-at-a-time scan without
 /// a call or a setup beats `memchr3` here. `(x - 0x0E..) & !x & 0x80..`
@@ -135,7 +146,7 @@ fn first_nul_cr_lf(w: &[u8]) -> Option<usize> {
         .map(|p| i + p)
 }
 
-/// Where the next line starts if a line ends at `e`: after its CRLF, or
+/// ABNF `line-end` at `e`: where the next line starts, after its CRLF, or
 /// under `allow_bare_lf` after a lone LF.
 #[inline(always)]
 fn line_end_at(l: &[u8], e: usize, lenient: bool) -> Option<usize> {
@@ -153,7 +164,7 @@ fn span_in(buf: &[u8], part: &[u8]) -> Span {
     Span::new(start, start + part.len())
 }
 
-/// Fast path of [`start_line`]: the start line matched by
+/// Fast path of [`start_line`], ABNF `start-line`: the start line matched by
 /// [`grammar::request_line_fast`] / [`grammar::reply_line_fast`] and ended
 /// by its line end, within the limits. Every byte before the line end then
 /// belongs to a class without NUL, CR and LF, so the line needs no separate
@@ -192,7 +203,7 @@ fn start_line_fast(
     Some((start, next))
 }
 
-/// Fast path of one header line at `pos`: [`grammar::header_line_fast`]
+/// Fast path of one ABNF `header-line` at `pos`: [`grammar::header_line_fast`]
 /// up to the value, then one word-at-a-time scan of the value for its line
 /// end ([`first_nul_cr_lf`]), so no byte of the line is looked at twice.
 /// `scan_end` (the buffer or the head limit, whichever ends first) bounds
@@ -238,7 +249,8 @@ fn trim_ows_end(l: &[u8], from: usize, to: usize) -> usize {
 }
 
 /// Whether a header name (already checked to be `name-char`s) is
-/// `Content-Length` in any case, two words at a time. Setting 0x20 folds a
+/// `Content-Length` in any case, two words at a time: the header whose value
+/// is ABNF `content-length-value`. Setting 0x20 folds a
 /// letter to lower case and leaves `-` as it is; no other `name-char` can
 /// become a letter or `-` that way, so the test is exact.
 #[inline(always)]
@@ -261,7 +273,8 @@ enum Stop {
     Line(usize),
 }
 
-/// The header loop for the common case: [`header_fast`] line after line
+/// The `*( header-line line-end ) line-end` part of ABNF `acorn-pdu` for
+/// the common case: [`header_fast`] line after line
 /// (checking `Content-Length` as the reference path does), until the empty
 /// line or a line it is not sure about. A function of its own so that its
 /// loop gets the registers to itself.
@@ -307,8 +320,9 @@ fn headers_fast(
     })
 }
 
-/// The empty line that ends the head, when it is at `pos` and within the
-/// head limit: where the body starts. `None`: let [`next_line`] decide.
+/// The empty line (a lone ABNF `line-end`) that ends the head, when it is at
+/// `pos` and within the head limit: where the body starts. `None`: let
+/// [`next_line`] decide.
 #[inline(always)]
 fn empty_line_fast(buf: &[u8], pos: usize, opts: &ParseOptions, max_head: usize) -> Option<usize> {
     let next = match buf.get(pos..)? {
@@ -328,7 +342,8 @@ fn unwrap<'a, O>(r: grammar::R<'a, O>, line: &'a [u8], base: usize) -> Result<O,
         .map_err(|e| locate(grammar::unwrap_fail(e), line, base))
 }
 
-/// ABNF `start-line = ( request-line / reply-line ) CRLF`.
+/// ABNF `start-line = ( request-line / reply-line ) line-end`, dispatched
+/// by [`grammar::is_reply_line`]: the reference path.
 fn start_line(buf: &[u8], line: &Line) -> Result<StartSpans, ParseError> {
     let l = &buf[line.start..line.end];
     let base = line.start;
@@ -360,8 +375,8 @@ fn start_line(buf: &[u8], line: &Line) -> Result<StartSpans, ParseError> {
     }
 }
 
-/// ABNF `Content-Length = 1*DIGIT` (no sign, no spaces, fits u64); repeated
-/// headers must agree (SPEC §1: never guess).
+/// ABNF `content-length-value = 1*DIGIT` (no sign, no spaces, fits u64 and
+/// the body limit); repeated headers must agree (SPEC §1: never guess).
 fn content_length(
     value: &[u8],
     offset: usize,
@@ -398,8 +413,9 @@ fn content_length(
     Ok(n)
 }
 
-/// ABNF `acorn-pdu`. Inlined into its callers so the layout is built where
-/// the caller returns it rather than copied there.
+/// ABNF `acorn-pdu = start-line *( header-line line-end ) line-end body`,
+/// with `body = *OCTET` framed by `framing`. Inlined into its callers so the
+/// layout is built where the caller returns it rather than copied there.
 #[inline(always)]
 fn parse_layout(buf: &[u8], opts: &ParseOptions, framing: Framing) -> Result<Layout, ParseError> {
     parse_layout_with::<true>(buf, opts, framing)

@@ -165,7 +165,10 @@ pub struct HashHeader<'a> {
 }
 
 /// Split a hash header name into scope, keyed and algorithm; `None` when
-/// the name is not a hash header. ABNF `hash-header-name`.
+/// the name is not a hash header. ABNF `hash-header-name = ( "Content-Hash-"
+/// / "Payload-Hash-" ) [ "HMAC-" ] hash-alg` (an `HMAC-` right after the
+/// prefix always marks a keyed digest; [`PduView::hashes`] refuses an empty
+/// `hash-alg`).
 pub fn hash_header_name(name: &str) -> Option<(HashScope, bool, &str)> {
     const C: &str = "content-hash-";
     const P: &str = "payload-hash-";
@@ -239,8 +242,9 @@ impl SeqItems {
     }
 }
 
-/// SPEC §1 lets any header value be written as a quoted string, so a typed
-/// value is read from the string's content: `TX-ID: "abc"` is `abc`, the
+/// ABNF `typed-quoted = DQUOTE *qdtext DQUOTE`: SPEC §1 lets any header
+/// value be written as a quoted string, so a typed value is read from the
+/// string's content: `TX-ID: "abc"` is `abc`, the
 /// same value `fmt` prints and an ACK echoes. No typed syntax of SPEC §3
 /// needs an escape, so a quoted typed value that uses one is refused.
 #[inline]
@@ -296,6 +300,9 @@ impl<B: AsRef<[u8]>> PduView<B> {
         })
     }
 
+    /// ABNF `opaque-id = 1*( VCHAR / UTF8-non-ascii )`: a [`grammar::token`]
+    /// that is UTF-8 (TX-ID, Message-ID, Ack-Message-ID, Session-ID,
+    /// Segment-ID).
     fn token_field(&self, name: &str, field: Field) -> Result<Option<&str>, ParseError> {
         self.single(name, field, |v| {
             whole(grammar::token(v), "a token without spaces").and_then(utf8)
@@ -358,12 +365,14 @@ impl<B: AsRef<[u8]>> PduView<B> {
         Ok(Some(list.finish()))
     }
 
-    /// `Seq`: this PDU's position in its sender's session stream.
+    /// `Seq`: this PDU's position in its sender's session stream (ABNF
+    /// `seq-value = dec-u64`).
     pub fn seq(&self) -> Result<Option<u64>, ParseError> {
         self.number(names::SEQ, Field::Seq)
     }
 
-    /// `Ack-Seq` (extension): the sender holds every Seq of ours up to this.
+    /// `Ack-Seq` (extension): the sender holds every Seq of ours up to this
+    /// (ABNF `seq-value`).
     pub fn ack_seq(&self) -> Result<Option<u64>, ParseError> {
         self.number(names::ACK_SEQ, Field::AckSeq)
     }
@@ -373,7 +382,8 @@ impl<B: AsRef<[u8]>> PduView<B> {
         self.need_seq_limited(Limits::default().max_seq_items)
     }
 
-    /// `Need-Seq` with at most `max_items` items over all its headers.
+    /// `Need-Seq` with at most `max_items` items over all its headers (ABNF
+    /// `need-seq-value = seq-list`).
     pub fn need_seq_limited(&self, max_items: usize) -> Result<Option<SeqList>, ParseError> {
         self.seq_list_field(names::NEED_SEQ, Field::NeedSeq, max_items)
     }
@@ -383,7 +393,8 @@ impl<B: AsRef<[u8]>> PduView<B> {
         self.ignore_seq_limited(Limits::default().max_seq_items)
     }
 
-    /// `Ignore-Seq` with at most `max_items` list items.
+    /// `Ignore-Seq` with at most `max_items` list items (ABNF
+    /// `ignore-seq-value = "*" / seq-list`).
     pub fn ignore_seq_limited(&self, max_items: usize) -> Result<Option<IgnoreSeq>, ParseError> {
         let mut star = false;
         let mut count = 0usize;
@@ -425,7 +436,8 @@ impl<B: AsRef<[u8]>> PduView<B> {
         self.mode_field(names::SET_SESSION_MODE, Field::SetSessionMode)
     }
 
-    /// `Session-Status: new|resumed` (resumption extension).
+    /// `Session-Status: new|resumed` (resumption extension; ABNF
+    /// `session-status = %s"new" / %s"resumed"`).
     pub fn session_status(&self) -> Result<Option<SessionStatus>, ParseError> {
         self.single(names::SESSION_STATUS, Field::SessionStatus, |v| match v {
             b"new" => Ok(SessionStatus::New),
@@ -495,7 +507,9 @@ impl<B: AsRef<[u8]>> PduView<B> {
         })
     }
 
-    /// Every `Content-Hash-*` and `Payload-Hash-*` header, decoded.
+    /// Every `Content-Hash-*` and `Payload-Hash-*` header, decoded: the name
+    /// by [`hash_header_name`] with a non-empty `hash-alg`, the value by ABNF
+    /// `hash-value = base64`.
     pub fn hashes(&self) -> Result<SmallVec<[HashHeader<'_>; 2]>, ParseError> {
         let mut out = SmallVec::new();
         for h in self.headers() {
@@ -532,7 +546,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
         Ok(out)
     }
 
-    /// `TS`: Unix seconds when the message was generated.
+    /// `TS`: Unix seconds when the message was generated (ABNF `unix-time`).
     pub fn ts(&self) -> Result<Option<u64>, ParseError> {
         self.number(names::TS, Field::Ts)
     }
@@ -559,7 +573,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
         })
     }
 
-    /// `Attempt: CUR/MAX`.
+    /// `Attempt: CUR/MAX` (ABNF `attempt-value = fraction-pair`).
     pub fn attempt(&self) -> Result<Option<Attempt>, ParseError> {
         self.single(names::ATTEMPT, Field::Attempt, |v| {
             whole(grammar::fraction_pair(v), "CUR/MAX")
@@ -567,7 +581,8 @@ impl<B: AsRef<[u8]>> PduView<B> {
         })
     }
 
-    /// `Expire-At`: Unix seconds past which the message must not be acted on.
+    /// `Expire-At`: Unix seconds past which the message must not be acted on
+    /// (ABNF `unix-time = dec-u64`).
     pub fn expire_at(&self) -> Result<Option<u64>, ParseError> {
         self.number(names::EXPIRE_AT, Field::ExpireAt)
     }
@@ -588,8 +603,10 @@ impl<B: AsRef<[u8]>> PduView<B> {
         }
     }
 
-    /// `Segment: I/N`, else the `Segment-Index`/`Segment-Count` pair one
-    /// public implementation emits (SPEC §7), whose index is also one-based.
+    /// `Segment: I/N` (ABNF `segment-value = fraction-pair`), else the
+    /// `Segment-Index`/`Segment-Count` pair one public implementation emits
+    /// (SPEC §7; ABNF `segment-number = dec-u64`), whose index is also
+    /// one-based.
     pub fn segment(&self) -> Result<Option<SegmentInfo>, ParseError> {
         if let Some(s) = self.single(names::SEGMENT, Field::Segment, |v| {
             whole(grammar::fraction_pair(v), "I/N")
@@ -622,7 +639,8 @@ impl<B: AsRef<[u8]>> PduView<B> {
         self.token_field(names::SEGMENT_ID, Field::SegmentId)
     }
 
-    /// `Payload-Length`: total bytes of the reassembled payload.
+    /// `Payload-Length`: total bytes of the reassembled payload (ABNF
+    /// `byte-count = dec-u64`).
     pub fn payload_length(&self) -> Result<Option<u64>, ParseError> {
         self.number(names::PAYLOAD_LENGTH, Field::PayloadLength)
     }
