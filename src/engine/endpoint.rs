@@ -89,6 +89,33 @@ struct RequestIds {
     message_id: String,
 }
 
+impl OutTx {
+    /// A request at its first transmission, outside any session until the
+    /// caller says otherwise.
+    fn first(
+        tx_id: String,
+        message_id: String,
+        dest: SocketAddr,
+        builder: PduBuilder,
+        kind: OutKind,
+        now: Instant,
+    ) -> OutTx {
+        OutTx {
+            tx_id,
+            message_id,
+            dest,
+            session: None,
+            seq: None,
+            builder,
+            kind,
+            attempt: 1,
+            acked: false,
+            deadline: None,
+            sent_at: now,
+        }
+    }
+}
+
 /// A request we sent.
 #[derive(Debug)]
 struct OutTx {
@@ -553,26 +580,24 @@ impl Endpoint {
             }
         }
         debug!(request = id, %dest, tx = %tx_id, ?seq, "request sent");
-        self.out_by_tx.insert(tx_id.clone(), id);
-        self.out_txs.insert(
-            id,
-            OutTx {
-                tx_id,
-                message_id,
-                dest,
-                session,
-                seq,
-                builder: b,
-                kind,
-                attempt: 1,
-                acked: false,
-                deadline: None,
-                sent_at: now,
-            },
-        );
+        let mut t = OutTx::first(tx_id, message_id, dest, b, kind, now);
+        (t.session, t.seq) = (session, seq);
+        self.track_and_arm(now, id, t);
+        Ok(RequestId(id))
+    }
+
+    /// Remember a request sent for the first time, so its ACK and replies
+    /// find it by TX-ID.
+    fn track_out(&mut self, id: u64, t: OutTx) {
+        self.out_by_tx.insert(t.tx_id.clone(), id);
+        self.out_txs.insert(id, t);
+    }
+
+    /// [`Endpoint::track_out`], and arm its first retransmission timer.
+    fn track_and_arm(&mut self, now: Instant, id: u64, t: OutTx) {
+        self.track_out(id, t);
         let at = now + self.cfg.retry.interval(1);
         self.set_out_deadline(id, Some(at));
-        Ok(RequestId(id))
     }
 
     /// Open a session with `peer` by sending `REG target` with `Seq: 0`

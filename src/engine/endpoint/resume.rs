@@ -91,25 +91,9 @@ impl Endpoint {
         let _ = b.set_value(&H_ATTEMPT, Bytes::from(format!("1/{max}")));
         self.send_pdu(None, b.clone(), dest, SentKind::Other);
         let id = self.handle();
-        self.out_by_tx.insert(tx_id.clone(), id);
-        self.out_txs.insert(
-            id,
-            OutTx {
-                tx_id,
-                message_id,
-                dest,
-                session: Some(sid),
-                seq: None,
-                builder: b,
-                kind,
-                attempt: 1,
-                acked: false,
-                deadline: None,
-                sent_at: now,
-            },
-        );
-        let at = now + self.cfg.retry.interval(1);
-        self.set_out_deadline(id, Some(at));
+        let mut t = OutTx::first(tx_id, message_id, dest, b, kind, now);
+        t.session = Some(sid);
+        self.track_and_arm(now, id, t);
         Ok(())
     }
 

@@ -344,23 +344,10 @@ impl Endpoint {
             }
         }
         debug!(request = id, %dest, tx = %tx_id, len = payload.len(), count, chunk, "segmented request");
-        self.out_by_tx.insert(tx_id.clone(), id);
-        self.out_txs.insert(
-            id,
-            OutTx {
-                tx_id,
-                message_id,
-                dest,
-                session,
-                seq: None,
-                builder: b.clone(),
-                kind: OutKind::App,
-                attempt: 1,
-                acked: false,
-                deadline: None,
-                sent_at: now,
-            },
-        );
+        let mut t = OutTx::first(tx_id, message_id, dest, b.clone(), OutKind::App, now);
+        t.session = session;
+        // The parent arms no timer of its own: its segments carry them.
+        self.track_out(id, t);
         self.transfers.out.insert(
             id,
             OutTransfer {
