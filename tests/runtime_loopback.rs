@@ -160,3 +160,36 @@ async fn tcp_garbage_is_reported_and_the_connection_closed() {
     assert_eq!(n, 0, "the server closed the connection");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_max_connections_are_closed() {
+    use tokio::io::AsyncReadExt;
+    let (server, _incoming, _events) = PeerBuilder::new(Config::default())
+        .udp(SocketAddr::from(LOCAL))
+        .tcp(SocketAddr::from(LOCAL))
+        .max_connections(2)
+        .start()
+        .await
+        .unwrap();
+    let addr = server.tcp_addr().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // Let the driver adopt the two before the third arrives.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = timeout(Duration::from_secs(5), third.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        matches!(n, Ok(0) | Err(_)),
+        "the third connection is closed: {n:?}"
+    );
+    // The two held ones are still served.
+    let mut first = held.remove(0);
+    let r = timeout(Duration::from_millis(300), first.read(&mut buf)).await;
+    assert!(r.is_err(), "a held connection stays open");
+    server.shutdown().await.unwrap();
+}

@@ -101,6 +101,9 @@ pub(crate) struct Driver {
     incoming: mpsc::Sender<IncomingRequest>,
     events: mpsc::Sender<PeerEvent>,
     tap: bool,
+    /// Accepted TCP connections held at once (`PeerBuilder::max_connections`).
+    max_connections: usize,
+    refused_connections: u64,
     codec_opts: crate::wire::ParseOptions,
     waiting_req: HashMap<RequestId, Reply<Pdu>>,
     waiting_open: HashMap<SessionHandle, Reply<OpenedSession>>,
@@ -132,6 +135,7 @@ impl Driver {
         incoming: mpsc::Sender<IncomingRequest>,
         events: mpsc::Sender<PeerEvent>,
         tap: bool,
+        max_connections: usize,
     ) -> Self {
         let now = Instant::now();
         let codec_opts = cfg.parse;
@@ -149,6 +153,8 @@ impl Driver {
             incoming,
             events,
             tap,
+            max_connections,
+            refused_connections: 0,
             codec_opts,
             waiting_req: HashMap::new(),
             waiting_open: HashMap::new(),
@@ -195,6 +201,15 @@ impl Driver {
                     Err(e) => debug!(error = %e, "udp receive error"),
                 },
                 a = accept => match a {
+                    Ok((stream, from)) if self.conns.len() >= self.max_connections => {
+                        // Dropping the stream closes it: a peer cannot make
+                        // this node hold tasks and queues without bound.
+                        drop(stream);
+                        self.refused_connections += 1;
+                        if self.refused_connections.is_power_of_two() {
+                            warn!(%from, refused = self.refused_connections, max = self.max_connections, "max_connections reached; connection refused");
+                        }
+                    }
                     Ok((stream, from)) => self.adopt(stream, from),
                     Err(e) => warn!(error = %e, "accept failed"),
                 },
@@ -208,6 +223,10 @@ impl Driver {
                         self.conns.remove(&from);
                         if self.dialled.contains(&from) {
                             self.redial(from);
+                        } else {
+                            // An accepted connection's address is not kept
+                            // once it is gone (peers choose how many there are).
+                            self.tcp_peers.remove(&from);
                         }
                     }
                     ConnMsg::Malformed(from, e) => {

@@ -143,6 +143,7 @@ pub struct PeerBuilder {
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
     tap: bool,
+    max_connections: usize,
     incoming_capacity: usize,
     event_capacity: usize,
 }
@@ -155,6 +156,7 @@ impl PeerBuilder {
             udp: None,
             tcp: None,
             tap: false,
+            max_connections: 1024,
             incoming_capacity: 1024,
             event_capacity: 1024,
         }
@@ -170,6 +172,14 @@ impl PeerBuilder {
     /// Listen for TCP connections.
     pub fn tcp(mut self, addr: SocketAddr) -> Self {
         self.tcp = Some(addr);
+        self
+    }
+
+    /// TCP connections held at once (default 1024); a connection accepted
+    /// beyond it is closed at once, so peers cannot make this node hold
+    /// tasks and queues without bound.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
         self
     }
 
@@ -225,6 +235,7 @@ impl PeerBuilder {
             in_tx,
             ev_tx,
             self.tap,
+            self.max_connections,
         );
         let task = tokio::spawn(driver.run());
         Ok((
