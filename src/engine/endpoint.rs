@@ -542,19 +542,7 @@ impl Endpoint {
             });
             return Err(EngineError::TooManyPending);
         }
-        let tx_id = match b.get_header("TX-ID") {
-            Some(v) => String::from_utf8_lossy(v).into_owned(),
-            None => {
-                let t = self.new_id("t");
-                let _ = b.set_value(&H_TX_ID, Bytes::from(t.clone()));
-                t
-            }
-        };
-        let message_id = self.new_id("m");
-        let _ = b.set_value(&H_MESSAGE_ID, Bytes::from(message_id.clone()));
-        self.stamp_addressing(&mut b, None);
-        let max = self.cfg.retry.max_attempts.max(1);
-        let _ = b.set_value(&H_ATTEMPT, Bytes::from(format!("1/{max}")));
+        let (tx_id, message_id) = self.stamp_first_attempt(&mut b);
         // TS/Date and To; over the datagram budget the request goes as
         // segments (SPEC §7), else it gets its content hashes (`transfer`).
         self.stamp_request(now, dest, &mut b);
@@ -584,6 +572,25 @@ impl Endpoint {
         (t.session, t.seq) = (session, seq);
         self.track_and_arm(now, id, t);
         Ok(RequestId(id))
+    }
+
+    /// Give a request its ids for a first transmission: its own TX-ID if it
+    /// has one (else a new one), a new Message-ID, `From`, `Attempt: 1/MAX`.
+    fn stamp_first_attempt(&mut self, b: &mut PduBuilder) -> (String, String) {
+        let tx_id = match b.get_header("TX-ID") {
+            Some(v) => String::from_utf8_lossy(v).into_owned(),
+            None => {
+                let t = self.new_id("t");
+                let _ = b.set_value(&H_TX_ID, Bytes::from(t.clone()));
+                t
+            }
+        };
+        let message_id = self.new_id("m");
+        let _ = b.set_value(&H_MESSAGE_ID, Bytes::from(message_id.clone()));
+        self.stamp_addressing(b, None);
+        let max = self.cfg.retry.max_attempts.max(1);
+        let _ = b.set_value(&H_ATTEMPT, Bytes::from(format!("1/{max}")));
+        (tx_id, message_id)
     }
 
     /// Remember a request sent for the first time, so its ACK and replies

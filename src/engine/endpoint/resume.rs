@@ -82,13 +82,7 @@ impl Endpoint {
         mut b: PduBuilder,
         kind: OutKind,
     ) -> Result<(), EngineError> {
-        let tx_id = self.new_id("t");
-        let _ = b.set_value(&H_TX_ID, Bytes::from(tx_id.clone()));
-        let message_id = self.new_id("m");
-        let _ = b.set_value(&H_MESSAGE_ID, Bytes::from(message_id.clone()));
-        self.stamp_addressing(&mut b, None);
-        let max = self.cfg.retry.max_attempts.max(1);
-        let _ = b.set_value(&H_ATTEMPT, Bytes::from(format!("1/{max}")));
+        let (tx_id, message_id) = self.stamp_first_attempt(&mut b);
         self.send_pdu(None, b.clone(), dest, SentKind::Other);
         let id = self.handle();
         let mut t = OutTx::first(tx_id, message_id, dest, b, kind, now);
