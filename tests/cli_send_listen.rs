@@ -163,7 +163,9 @@ fn send(args: &[&str], input: &str) -> Sent {
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let mut guard = Guard(child);
-    stdin.write_all(input.as_bytes()).unwrap();
+    // A child that ends early closes its stdin: the write then fails, and
+    // its exit code and stderr (asserted by the caller) say why.
+    let _ = stdin.write_all(input.as_bytes());
     drop(stdin);
     let out_t = thread::spawn(move || {
         let mut s = String::new();
