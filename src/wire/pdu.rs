@@ -147,6 +147,15 @@ pub(crate) struct ValueRef<'a> {
     pub value_offset: usize,
 }
 
+/// How many headers a PDU has under one name, as far as a single-valued
+/// typed header cares: none, exactly one (its value), or more.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sole<'a> {
+    Absent,
+    One(ValueRef<'a>),
+    Several,
+}
+
 /// The headers of one PDU called one name: the lookup behind every typed
 /// accessor, so it is kept cheap. It compares span lengths before bytes,
 /// tries an exact match before a case-insensitive one, and yields spans, so
@@ -177,7 +186,7 @@ impl<'s> Iterator for Named<'s, '_> {
 /// `a == b` for two slices of the same length, inline and eight bytes at a
 /// time (the last word overlaps the one before it): header names are short,
 /// and a call to `bcmp` would cost more than the comparison.
-#[inline]
+#[inline(always)]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
@@ -346,7 +355,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
 
     /// [`PduView::headers_named`] with the name's lifetime kept apart from
     /// the PDU's, so what it yields can outlive the name.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn named<'s, 'n>(&'s self, name: &'n str) -> Named<'s, 'n> {
         let headers: &[HeaderSpan] = if self.layout.name_lens & name_len_bit(name.len()) != 0 {
             &self.layout.headers
@@ -357,6 +366,19 @@ impl<B: AsRef<[u8]>> PduView<B> {
             buf: self.buf.as_ref(),
             headers: headers.iter(),
             want: name.as_bytes(),
+        }
+    }
+
+    /// The one header called `name`, if there is exactly one. Inlined so
+    /// that the name, a constant at every typed accessor, specialises the
+    /// comparisons.
+    #[inline(always)]
+    pub(crate) fn sole(&self, name: &str) -> Sole<'_> {
+        let mut found = self.named(name);
+        match found.next() {
+            None => Sole::Absent,
+            Some(h) if found.next().is_none() => Sole::One(self.value_at(h)),
+            Some(_) => Sole::Several,
         }
     }
 

@@ -8,7 +8,7 @@
 use super::error::{ErrorKind, Field, ParseError};
 use super::grammar::{self, Fail};
 use super::limits::Limits;
-use super::pdu::{PduView, ValueRef};
+use super::pdu::{PduView, Sole, ValueRef};
 use super::seqlist::SeqList;
 use smallvec::SmallVec;
 use std::fmt;
@@ -269,7 +269,31 @@ fn typed_content(v: ValueRef<'_>, field: Field) -> Result<ValueRef<'_>, ParseErr
 
 impl<B: AsRef<[u8]>> PduView<B> {
     /// Decode every header called `name` with `decode`; they must agree.
+    ///
+    /// The usual case, one header with an unquoted value, takes one walk
+    /// and one decode; a repeated or quoted header goes through
+    /// [`PduView::single_each`], which also gives every error.
+    #[inline(always)]
     fn single<'s, T: PartialEq>(
+        &'s self,
+        name: &str,
+        field: Field,
+        decode: impl Fn(&'s [u8]) -> Result<T, Fail>,
+    ) -> Result<Option<T>, ParseError> {
+        match self.sole(name) {
+            Sole::Absent => Ok(None),
+            Sole::One(v) if v.value.first() != Some(&b'"') => match decode(v.value) {
+                Ok(t) => Ok(Some(t)),
+                Err(f) => Err(invalid(f, v.value, v.value_offset, field)),
+            },
+            _ => self.single_each(name, field, decode),
+        }
+    }
+
+    /// [`PduView::single`] header by header: quoted values read from their
+    /// content, repeats compared with the first.
+    #[inline(never)]
+    fn single_each<'s, T: PartialEq>(
         &'s self,
         name: &str,
         field: Field,
@@ -295,8 +319,9 @@ impl<B: AsRef<[u8]>> PduView<B> {
     }
 
     fn number(&self, name: &str, field: Field) -> Result<Option<u64>, ParseError> {
-        self.single(name, field, |v| {
-            whole(grammar::dec_u64(v), "decimal digits only")
+        self.single(name, field, |v| match grammar::digits19(v, 0) {
+            Some((n, end)) if end == v.len() => Ok(n),
+            _ => whole(grammar::dec_u64(v), "decimal digits only"),
         })
     }
 
@@ -332,8 +357,31 @@ impl<B: AsRef<[u8]>> PduView<B> {
         })
     }
 
-    /// Concatenate every header called `name` as one seq list.
+    /// Concatenate every header called `name` as one seq list. One header
+    /// written in ascending order (the usual case) is read in one pass by
+    /// [`grammar::seq_list_fast`]; anything else by
+    /// [`PduView::seq_list_each`].
+    #[inline(always)]
     fn seq_list_field(
+        &self,
+        name: &str,
+        field: Field,
+        max_items: usize,
+    ) -> Result<Option<SeqList>, ParseError> {
+        match self.sole(name) {
+            Sole::Absent => Ok(None),
+            Sole::One(v) => match grammar::seq_list_fast(v.value, max_items) {
+                Some(list) => Ok(Some(list)),
+                None => self.seq_list_each(name, field, max_items),
+            },
+            Sole::Several => self.seq_list_each(name, field, max_items),
+        }
+    }
+
+    /// [`PduView::seq_list_field`] header by header, in any order, with
+    /// every error.
+    #[inline(never)]
+    fn seq_list_each(
         &self,
         name: &str,
         field: Field,

@@ -1,0 +1,182 @@
+//! The typed accessors against a model of SPEC §3, on the shapes that
+//! choose between their fast and general paths: a header written once or
+//! repeated, raw or quoted, seq lists in ascending or any order, with or
+//! without spaces, at and over the item limit, numbers of up to 20 digits.
+//! Whichever path an input takes, the answer must be the model's.
+
+use acorn::wire::{parse_datagram, ErrorKind, Field, Limit, ParseOptions, SeqList};
+use proptest::prelude::*;
+
+fn config() -> ProptestConfig {
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = 512;
+    }
+    config
+}
+
+/// Numbers near the edges that decide the 19-digit fast path.
+fn number() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        0u64..40,
+        Just(9_999_999_999_999_999_999),
+        Just(10_000_000_000_000_000_000),
+        Just(u64::MAX),
+        any::<u64>(),
+    ]
+}
+
+fn item() -> impl Strategy<Value = (u64, u64)> {
+    prop_oneof![
+        number().prop_map(|a| (a, a)),
+        (number(), number()).prop_map(|(a, b)| (a.min(b), a.max(b))),
+        (0u64..40, 0u64..5).prop_map(|(a, d)| (a, a + d)),
+    ]
+}
+
+fn write_item(out: &mut String, (a, b): (u64, u64)) {
+    if a == b {
+        out.push_str(&a.to_string());
+    } else {
+        out.push_str(&format!("{a}..{b}"));
+    }
+}
+
+/// One header value: the items with one of the separators SPEC allows,
+/// raw or quoted.
+fn list_value(items: &[(u64, u64)], spaced: bool, quoted: bool) -> String {
+    let mut v = String::new();
+    for (i, &it) in items.iter().enumerate() {
+        if i > 0 {
+            v.push_str(if spaced { " , " } else { "," });
+        }
+        write_item(&mut v, it);
+    }
+    if quoted {
+        format!("\"{v}\"")
+    } else {
+        v
+    }
+}
+
+fn pdu(headers: &[(String, String)]) -> Vec<u8> {
+    let mut p = String::from("ACORN/1.0 001 NACK\r\n");
+    for (n, v) in headers {
+        p.push_str(&format!("{n}: {v}\r\n"));
+    }
+    p.push_str("\r\n");
+    p.into_bytes()
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// `Need-Seq` over one to three headers: the union of all items, or the
+    /// item limit named once the items outnumber it.
+    #[test]
+    fn need_seq_is_the_union_of_its_items(
+        lists in prop::collection::vec(
+            (prop::collection::vec(item(), 1..8), any::<bool>(), any::<bool>(), any::<bool>()),
+            1..4,
+        ),
+        max_items in 1usize..20,
+        name_case in prop::sample::select(vec!["Need-Seq", "need-seq", "NEED-SEQ"]),
+    ) {
+        let mut headers = vec![("TX-ID".to_owned(), "t1".to_owned())];
+        let mut all = Vec::new();
+        for (items, sorted, spaced, quoted) in &lists {
+            let mut items = items.clone();
+            if *sorted {
+                items.sort_unstable();
+            }
+            all.extend(items.iter().copied());
+            headers.push((name_case.to_owned(), list_value(&items, *spaced, *quoted)));
+        }
+        let bytes = pdu(&headers);
+        let parsed = parse_datagram(&bytes, &ParseOptions::default()).expect("parses");
+        let got = parsed.need_seq_limited(max_items);
+        if all.len() > max_items {
+            let e = got.expect_err("over the item limit");
+            prop_assert_eq!(e.kind, ErrorKind::Limit(Limit::SeqListItems));
+        } else {
+            prop_assert_eq!(got.expect("valid list"), Some(SeqList::from_ranges(all)));
+        }
+    }
+
+    /// A malformed item anywhere makes the whole header invalid, whether
+    /// the items before it were in order or not.
+    #[test]
+    fn a_bad_item_fails_the_list(
+        items in prop::collection::vec(item(), 0..6),
+        sorted in any::<bool>(),
+        bad in prop::sample::select(vec!["", "x", "5..3", "1.2", "18446744073709551616", "-1", "1,,2"]),
+        at in any::<prop::sample::Index>(),
+    ) {
+        let mut items: Vec<String> = {
+            let mut items = items;
+            if sorted {
+                items.sort_unstable();
+            }
+            items
+                .into_iter()
+                .map(|it| {
+                    let mut s = String::new();
+                    write_item(&mut s, it);
+                    s
+                })
+                .collect()
+        };
+        items.insert(at.index(items.len() + 1), bad.to_owned());
+        let bytes = pdu(&[("Need-Seq".to_owned(), items.join(","))]);
+        let parsed = parse_datagram(&bytes, &ParseOptions::default()).expect("parses");
+        let e = parsed.need_seq().expect_err("a bad item");
+        prop_assert_eq!(e.kind, ErrorKind::InvalidValue(Field::NeedSeq));
+    }
+
+    /// `Seq` written once or repeated, raw or quoted: its value when every
+    /// copy agrees, a conflict at the first one that does not.
+    #[test]
+    fn seq_repeats_must_agree(
+        copies in prop::collection::vec((number(), any::<bool>()), 1..4),
+    ) {
+        let headers: Vec<(String, String)> = copies
+            .iter()
+            .map(|&(n, quoted)| {
+                let v = if quoted { format!("\"{n}\"") } else { n.to_string() };
+                ("Seq".to_owned(), v)
+            })
+            .collect();
+        let bytes = pdu(&headers);
+        let parsed = parse_datagram(&bytes, &ParseOptions::default()).expect("parses");
+        let first = copies[0].0;
+        match copies.iter().position(|&(n, _)| n != first) {
+            None => prop_assert_eq!(parsed.seq().expect("agreeing copies"), Some(first)),
+            Some(i) => {
+                let e = parsed.seq().expect_err("conflicting copies");
+                prop_assert_eq!(e.kind, ErrorKind::ConflictingValues(Field::Seq));
+                let at = parsed.headers_named("Seq").nth(i).expect("copy").value_offset;
+                prop_assert!(e.offset >= at, "error at {} before copy {} at {}", e.offset, i, at);
+            }
+        }
+    }
+}
+
+#[test]
+fn twenty_digit_seq_is_out_of_range_and_nineteen_is_not() {
+    for (value, expect) in [
+        ("9999999999999999999", Some(9_999_999_999_999_999_999)),
+        ("18446744073709551615", Some(u64::MAX)),
+        ("18446744073709551616", None),
+        ("00000000000000000000007", Some(7)),
+    ] {
+        let bytes = pdu(&[("Seq".to_owned(), value.to_owned())]);
+        let parsed = parse_datagram(&bytes, &ParseOptions::default()).expect("parses");
+        match expect {
+            Some(n) => assert_eq!(parsed.seq().expect(value), Some(n), "{value}"),
+            None => assert_eq!(
+                parsed.seq().expect_err(value).kind,
+                ErrorKind::InvalidValue(Field::Seq)
+            ),
+        }
+    }
+}
