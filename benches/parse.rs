@@ -101,9 +101,13 @@ fn typed(buf: &[u8], opts: &ParseOptions) -> u64 {
     let parsed = parse_datagram(buf, opts);
     let pdu = parsed.as_ref().expect("parses");
     let seq = pdu.seq().expect("Seq").unwrap_or(0);
-    let need = pdu
-        .need_seq()
+    // Read in place too: moving the set out of its `Result` is a copy the
+    // decode does not need.
+    let need = pdu.need_seq();
+    let need = need
+        .as_ref()
         .expect("Need-Seq")
+        .as_ref()
         .map_or(0, |l| l.range_count() as u64);
     let mode = pdu.request_session_mode().expect("mode");
     seq ^ need ^ u64::from(mode == Some(SessionMode::Ordered))

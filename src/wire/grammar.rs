@@ -818,27 +818,92 @@ pub(crate) fn seq_list(
 
 /// Fast path of [`seq_list`] (same ABNF rule `seq-list`) for one list as
 /// peers write it: items in ascending order, numbers of at most 19 digits,
-/// at most `max_items` items. Builds the set as it reads, with nothing set
-/// aside. `None`: run [`seq_list`], which gives the same set or the exact
-/// error.
-#[inline]
-pub(crate) fn seq_list_fast(v: &[u8], max_items: usize) -> Option<SeqList> {
-    let mut list = SeqList::new();
+/// at most `max_items` items. One pass over the bytes, the range being
+/// built kept in registers, each finished one appended to `out` (empty on
+/// entry) where the caller will return it: building the set elsewhere and
+/// moving it costs more than parsing it. `false`: run [`seq_list`], which
+/// gives the same set or the exact error (`out` is then left partial).
+#[inline(always)]
+pub(crate) fn seq_list_fast(v: &[u8], max_items: usize, out: &mut SeqList) -> bool {
+    // n items take at least 2n - 1 bytes, so a value of at most
+    // 2 * max_items bytes cannot hold more than max_items: no count needed.
+    if v.len() > max_items.saturating_mul(2) {
+        return seq_list_fast_long(v, max_items, out);
+    }
+    let Some((mut lo, mut hi, mut i)) = seq_item_lean(v, 0) else {
+        return false;
+    };
+    loop {
+        // OWS "," OWS, or the end.
+        match v.get(i) {
+            None => break,
+            Some(b',') => i += 1,
+            Some(b' ' | b'\t') => {
+                i = skip_ows(v, i);
+                match v.get(i) {
+                    None => break,
+                    Some(b',') => i += 1,
+                    Some(_) => return false,
+                }
+            }
+            Some(_) => return false,
+        }
+        if let Some(b' ' | b'\t') = v.get(i) {
+            i = skip_ows(v, i);
+        }
+        let Some((a, b, next)) = seq_item_lean(v, i) else {
+            return false;
+        };
+        i = next;
+        if a < lo {
+            return false;
+        }
+        if a <= hi.saturating_add(1) {
+            hi = hi.max(b);
+        } else {
+            out.push_sorted(lo, hi);
+            (lo, hi) = (a, b);
+        }
+    }
+    out.push_sorted(lo, hi);
+    true
+}
+
+/// [`seq_list_fast`] for a value long enough to need the item count.
+#[inline(never)]
+fn seq_list_fast_long(v: &[u8], max_items: usize, out: &mut SeqList) -> bool {
     let mut n = 0;
     let mut p = 0;
     loop {
-        let ((first, last), q) = seq_item_fast(v, p)?;
+        let Some(((first, last), q)) = seq_item_fast(v, p) else {
+            return false;
+        };
         n += 1;
-        if n > max_items || !list.try_append(first, last) {
-            return None;
+        if n > max_items || !out.try_append(first, last) {
+            return false;
         }
         p = skip_ows(v, q);
         match v.get(p) {
-            None => return Some(list),
+            None => return true,
             Some(b',') => p = skip_ows(v, p + 1),
-            Some(_) => return None,
+            Some(_) => return false,
         }
     }
+}
+
+/// Fast path of ABNF `seq-item` for [`seq_list_fast`]: as
+/// [`seq_item_fast`], with first, last and where the item ends in registers.
+#[inline(always)]
+fn seq_item_lean(v: &[u8], i: usize) -> Option<(u64, u64, usize)> {
+    let (a, i) = digits19(v, i)?;
+    if v.get(i) != Some(&b'.') {
+        return Some((a, a, i));
+    }
+    if v.get(i + 1) != Some(&b'.') {
+        return None;
+    }
+    let (b, i) = digits19(v, i + 2)?;
+    (a <= b).then_some((a, b, i))
 }
 
 pub(crate) fn unwrap_fail(e: nom::Err<Fail>) -> Fail {

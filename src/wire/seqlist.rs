@@ -10,11 +10,27 @@ use std::fmt;
 /// Sorted, merged (adjacent ranges joined), disjoint inclusive ranges.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct SeqList {
-    ranges: SmallVec<[(u64, u64); 4]>,
+    ranges: SmallVec<[(u64, u64); SeqList::INLINE]>,
 }
 
 impl SeqList {
+    /// Ranges held without a heap allocation.
+    pub(crate) const INLINE: usize = 4;
+
+    /// Append `first..=last`, which starts after the last range held and
+    /// does not touch it (as the items of a sorted list, merged, do).
+    #[inline(always)]
+    pub(crate) fn push_sorted(&mut self, first: u64, last: u64) {
+        debug_assert!(first <= last);
+        debug_assert!(self
+            .ranges
+            .last()
+            .is_none_or(|r| r.1.saturating_add(1) < first));
+        self.ranges.push((first, last));
+    }
+
     /// The empty set.
+    #[inline]
     pub fn new() -> Self {
         Self::default()
     }
@@ -43,11 +59,13 @@ impl SeqList {
     }
 
     /// True when no Seq is in the set.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }
 
     /// Number of disjoint ranges.
+    #[inline]
     pub fn range_count(&self) -> usize {
         self.ranges.len()
     }
@@ -61,17 +79,20 @@ impl SeqList {
     }
 
     /// Whether `seq` is in the set (binary search over ranges).
+    #[inline]
     pub fn contains(&self, seq: u64) -> bool {
         let i = self.ranges.partition_point(|&(_, b)| b < seq);
         self.ranges.get(i).is_some_and(|&(a, _)| a <= seq)
     }
 
     /// The ranges, smallest first.
+    #[inline]
     pub fn ranges(&self) -> impl ExactSizeIterator<Item = (u64, u64)> + '_ {
         self.ranges.iter().copied()
     }
 
     /// The smallest Seq in the set.
+    #[inline]
     pub fn first(&self) -> Option<u64> {
         self.ranges.first().map(|r| r.0)
     }

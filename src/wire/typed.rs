@@ -370,10 +370,16 @@ impl<B: AsRef<[u8]>> PduView<B> {
     ) -> Result<Option<SeqList>, ParseError> {
         match self.sole(name) {
             Sole::Absent => Ok(None),
-            Sole::One(v) => match grammar::seq_list_fast(v.value, max_items) {
-                Some(list) => Ok(Some(list)),
-                None => self.seq_list_each(name, field, max_items),
-            },
+            Sole::One(v) => {
+                // Built where it is returned from (see `seq_list_fast`).
+                let mut out = Ok(Some(SeqList::new()));
+                if let Ok(Some(list)) = &mut out {
+                    if grammar::seq_list_fast(v.value, max_items, list) {
+                        return out;
+                    }
+                }
+                self.seq_list_each(name, field, max_items)
+            }
             Sole::Several => self.seq_list_each(name, field, max_items),
         }
     }
