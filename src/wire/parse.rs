@@ -532,7 +532,6 @@ fn parse_layout_with<const FAST: bool>(
 
 /// Parse one datagram as one PDU: the body is everything after the empty
 /// line, and a `Content-Length`, if present, must equal its length.
-#[inline]
 pub fn parse_datagram<'a>(buf: &'a [u8], opts: &ParseOptions) -> Result<PduRef<'a>, ParseError> {
     let layout = parse_layout(buf, opts, Framing::Datagram)?;
     Ok(PduView { buf, layout })
