@@ -22,8 +22,9 @@
 use acorn::codec::StreamCodec;
 use acorn::wire::{parse_head, ParseOptions, Pdu};
 use bytes::{Bytes, BytesMut};
+mod common;
+
 use criterion::{black_box, criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
-use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 use tokio_util::codec::Decoder;
 
@@ -183,36 +184,6 @@ criterion_group!(benches, bench);
 /// Nanoseconds per pass over the buffer, in [`CONTENDERS`] order.
 type Times = [f64; 3];
 
-/// Where criterion writes its reports (criterion 0.5's order of choices,
-/// with the executable's own target directory as the fallback).
-fn criterion_dir() -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return Some(PathBuf::from(home));
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return Some(Path::new(&target).join("criterion"));
-    }
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
-}
-
-/// Criterion's typical time for one benchmark of this run (slope, else
-/// mean); `None` if missing or left over from an earlier run.
-fn criterion_estimate(dir: &Path, id: &str, since: SystemTime) -> Option<f64> {
-    let file = dir
-        .join(GROUP.replace('/', "_"))
-        .join(id)
-        .join("new")
-        .join("estimates.json");
-    if std::fs::metadata(&file).ok()?.modified().ok()? < since {
-        return None;
-    }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).ok()?).ok()?;
-    ["slope", "mean"]
-        .iter()
-        .find_map(|k| json.get(k)?.get("point_estimate")?.as_f64())
-}
-
 /// Rounds of `passes` passes of each contender in turn; per contender the
 /// round at the 10th percentile. Short rounds and a low percentile keep the
 /// figure to the rounds no neighbour interrupted: on a loaded shared
@@ -324,9 +295,7 @@ fn main() {
 
     // Only after a real measurement run (not `cargo test --benches`,
     // `--test`, `--list`).
-    let args: Vec<String> = std::env::args().collect();
-    let has = |a: &str| args.iter().any(|x| x == a);
-    if !has("--bench") || has("--test") || has("--list") || has("--profile-time") {
+    if !common::measuring() {
         return;
     }
     let input = input();
@@ -335,9 +304,9 @@ fn main() {
         "\n== Codec framing overhead: {PDUS} pipelined PDUs of {} bytes ({bytes} bytes per pass) ==",
         bytes / PDUS
     );
-    let est = criterion_dir().map(|d| CONTENDERS.map(|id| criterion_estimate(&d, id, started)));
+    let est = CONTENDERS.map(|id| common::criterion_estimate(GROUP, id, started));
     match est {
-        Some([Some(a), Some(b), Some(c)]) => print_ratios("criterion", bytes, &[a, b, c]),
+        [Some(a), Some(b), Some(c)] => print_ratios("criterion", bytes, &[a, b, c]),
         _ => println!("criterion    (no estimates from this run; was a filter given?)"),
     }
     interleaved(&input, 20, 4);

@@ -22,8 +22,9 @@
 use acorn::engine::{Config, Event, SessionHandle};
 use acorn::sim::{LinkConfig, Network};
 use acorn::wire::{PduBuilder, SessionMode};
+mod common;
+
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 const MESSAGES: u64 = 500;
@@ -165,35 +166,6 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 
-/// Where criterion writes its reports (as in `benches/parse.rs`).
-fn criterion_dir() -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return Some(PathBuf::from(home));
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return Some(Path::new(&target).join("criterion"));
-    }
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
-}
-
-/// Criterion's typical time (ns per iteration) for one case of this run;
-/// `None` when missing or left over from an earlier run.
-fn criterion_estimate(dir: &Path, id: &str, since: SystemTime) -> Option<f64> {
-    let file = dir
-        .join("engine")
-        .join(id)
-        .join("new")
-        .join("estimates.json");
-    if std::fs::metadata(&file).ok()?.modified().ok()? < since {
-        return None;
-    }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).ok()?).ok()?;
-    ["slope", "mean"]
-        .iter()
-        .find_map(|k| json.get(k)?.get("point_estimate")?.as_f64())
-}
-
 /// Interleaved rounds: each case runs one session in turn; the best round
 /// per case (neighbours' load only ever slows a round down).
 fn best_rounds(rounds: usize) -> [f64; 4] {
@@ -232,19 +204,15 @@ fn main() {
 
     // Only after a real measurement run: `cargo test --benches` and
     // `cargo bench -- --test` run each benchmark once, `--list` lists them.
-    let args: Vec<String> = std::env::args().collect();
-    let has = |a: &str| args.iter().any(|x| x == a);
-    if !has("--bench") || has("--test") || has("--list") || has("--profile-time") {
+    if !common::measuring() {
         return;
     }
     let pdus = CASES.map(checked_pdus);
     println!("\n== engine throughput (same run; absolute rates on a shared machine are noise) ==");
-    let est = criterion_dir()
-        .map(|d| CASES.map(|c| criterion_estimate(&d, c.name, started).unwrap_or(f64::NAN)));
+    let est =
+        CASES.map(|c| common::criterion_estimate("engine", c.name, started).unwrap_or(f64::NAN));
     match est {
-        Some(ns) if ns.iter().all(|x| x.is_finite()) => {
-            print_table("criterion estimates", &ns, &pdus)
-        }
+        ns if ns.iter().all(|x| x.is_finite()) => print_table("criterion estimates", &ns, &pdus),
         _ => println!("criterion estimates: none from this run (was a filter given?)"),
     }
     best_rounds(3);

@@ -15,8 +15,9 @@
 //! Targets: `acorn_raw / httparse <= 1.0`, `acorn_typed / acorn_raw <= 1.3`.
 
 use acorn::wire::{parse_datagram, ParseOptions, SessionMode};
+mod common;
+
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
-use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 /// One benchmark input: the Acorn bytes and the same PDU as HTTP/1.1.
@@ -138,38 +139,6 @@ const CONTENDERS: [&str; 3] = ["httparse", "acorn_raw", "acorn_typed"];
 /// Nanoseconds per call of each contender, in [`CONTENDERS`] order.
 type Times = [f64; 3];
 
-/// Where criterion writes its reports (the same order of choices criterion
-/// 0.5 uses, with the executable's own target directory as the fallback).
-fn criterion_dir() -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return Some(PathBuf::from(home));
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return Some(Path::new(&target).join("criterion"));
-    }
-    // target/<profile>/deps/parse-<hash>
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
-}
-
-/// The typical time criterion printed for one benchmark of this run
-/// (slope when it was estimated, mean otherwise); `None` when the estimate
-/// is missing or older than `since` (left over from an earlier run).
-fn criterion_estimate(dir: &Path, group: &str, id: &str, since: SystemTime) -> Option<f64> {
-    let file = dir
-        .join(group.replace('/', "_"))
-        .join(id)
-        .join("new")
-        .join("estimates.json");
-    if std::fs::metadata(&file).ok()?.modified().ok()? < since {
-        return None;
-    }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).ok()?).ok()?;
-    ["slope", "mean"]
-        .iter()
-        .find_map(|k| json.get(k)?.get("point_estimate")?.as_f64())
-}
-
 /// Interleaved timing: rounds of `iters` calls of each contender in turn.
 /// Returns, per contender, the best round and the median round. On a
 /// shared machine a round is only ever slowed down by the neighbours, never
@@ -255,21 +224,17 @@ fn main() {
 
     // Only after a real measurement run: `cargo test --benches` and
     // `cargo bench -- --test` run each benchmark once, `--list` lists them.
-    let args: Vec<String> = std::env::args().collect();
-    let has = |a: &str| args.iter().any(|x| x == a);
-    if !has("--bench") || has("--test") || has("--list") || has("--profile-time") {
+    if !common::measuring() {
         return;
     }
 
     println!("\n== Ratios (same run; absolute times on a shared machine are noise) ==");
-    let dir = criterion_dir();
     for case in cases() {
         let group = format!("parse/{}", case.name);
-        let est = dir.as_deref().map(|d| {
-            CONTENDERS.map(|id| criterion_estimate(d, &group, id, started).unwrap_or(f64::NAN))
-        });
+        let est = CONTENDERS
+            .map(|id| common::criterion_estimate(&group, id, started).unwrap_or(f64::NAN));
         match est {
-            Some(t) if t.iter().all(|x| x.is_finite()) => print_ratios("criterion", case.name, &t),
+            t if t.iter().all(|x| x.is_finite()) => print_ratios("criterion", case.name, &t),
             _ => println!(
                 "criterion     {:<8} (no estimates from this run; was a filter given?)",
                 case.name
