@@ -746,17 +746,28 @@ pub(crate) fn digits19(v: &[u8], mut p: usize) -> Option<(u64, usize)> {
     (1..=19).contains(&(p - start)).then_some((n, p))
 }
 
+/// Fast path of ABNF `dec-u64` for a whole value (Seq, Content-Length…):
+/// at most 19 digits and nothing else. `None`: run [`dec_u64`], which gives
+/// the same number or the exact error.
+#[inline(always)]
+pub(crate) fn dec_u64_fast(v: &[u8]) -> Option<u64> {
+    match digits19(v, 0) {
+        Some((n, end)) if end == v.len() => Some(n),
+        _ => None,
+    }
+}
+
 /// Fast path of [`seq_item`] (same ABNF rule `seq-item`) at `p`: numbers
 /// of at most 19 digits. Returns the item and where it ends; `None`: run
 /// [`seq_item`], which gives the same item or the exact error.
 #[inline(always)]
-fn seq_item_fast(v: &[u8], p: usize) -> Option<((u64, u64), usize)> {
+fn seq_item_fast(v: &[u8], p: usize) -> Option<(u64, u64, usize)> {
     let (a, p) = digits19(v, p)?;
     if v.get(p..p + 2) != Some(b"..") {
-        return Some(((a, a), p));
+        return Some((a, a, p));
     }
     let (b, p) = digits19(v, p + 2)?;
-    (a <= b).then_some(((a, b), p))
+    (a <= b).then_some((a, b, p))
 }
 
 /// Where the `OWS` that starts at `p` ends.
@@ -792,7 +803,7 @@ pub(crate) fn seq_list(
             ));
         }
         let (item, q) = match seq_item_fast(v, p) {
-            Some(fast) => fast,
+            Some((first, last, q)) => ((first, last), q),
             None => match seq_item(&v[p..]) {
                 Ok((r, item)) => (item, v.len() - r.len()),
                 Err(e) => break Err((unwrap_fail(e), false)),
@@ -818,7 +829,8 @@ pub(crate) fn seq_list(
 
 /// Fast path of [`seq_list`] (same ABNF rule `seq-list`) for one list as
 /// peers write it: items in ascending order, numbers of at most 19 digits,
-/// at most `max_items` items. One pass over the bytes, the range being
+/// at most `max_items` items (known from the length alone). One pass over
+/// the bytes, the range being
 /// built kept in registers, each finished one appended to `out` (empty on
 /// entry) where the caller will return it: building the set elsewhere and
 /// moving it costs more than parsing it. `false`: run [`seq_list`], which
@@ -827,10 +839,11 @@ pub(crate) fn seq_list(
 pub(crate) fn seq_list_fast(v: &[u8], max_items: usize, out: &mut SeqList) -> bool {
     // n items take at least 2n - 1 bytes, so a value of at most
     // 2 * max_items bytes cannot hold more than max_items: no count needed.
+    // A longer one (rare) is left to the general path, which counts.
     if v.len() > max_items.saturating_mul(2) {
-        return seq_list_fast_long(v, max_items, out);
+        return false;
     }
-    let Some((mut lo, mut hi, mut i)) = seq_item_lean(v, 0) else {
+    let Some((mut lo, mut hi, mut i)) = seq_item_fast(v, 0) else {
         return false;
     };
     loop {
@@ -851,7 +864,7 @@ pub(crate) fn seq_list_fast(v: &[u8], max_items: usize, out: &mut SeqList) -> bo
         if let Some(b' ' | b'\t') = v.get(i) {
             i = skip_ows(v, i);
         }
-        let Some((a, b, next)) = seq_item_lean(v, i) else {
+        let Some((a, b, next)) = seq_item_fast(v, i) else {
             return false;
         };
         i = next;
@@ -867,43 +880,6 @@ pub(crate) fn seq_list_fast(v: &[u8], max_items: usize, out: &mut SeqList) -> bo
     }
     out.push_sorted(lo, hi);
     true
-}
-
-/// [`seq_list_fast`] for a value long enough to need the item count.
-#[inline(never)]
-fn seq_list_fast_long(v: &[u8], max_items: usize, out: &mut SeqList) -> bool {
-    let mut n = 0;
-    let mut p = 0;
-    loop {
-        let Some(((first, last), q)) = seq_item_fast(v, p) else {
-            return false;
-        };
-        n += 1;
-        if n > max_items || !out.try_append(first, last) {
-            return false;
-        }
-        p = skip_ows(v, q);
-        match v.get(p) {
-            None => return true,
-            Some(b',') => p = skip_ows(v, p + 1),
-            Some(_) => return false,
-        }
-    }
-}
-
-/// Fast path of ABNF `seq-item` for [`seq_list_fast`]: as
-/// [`seq_item_fast`], with first, last and where the item ends in registers.
-#[inline(always)]
-fn seq_item_lean(v: &[u8], i: usize) -> Option<(u64, u64, usize)> {
-    let (a, i) = digits19(v, i)?;
-    if v.get(i) != Some(&b'.') {
-        return Some((a, a, i));
-    }
-    if v.get(i + 1) != Some(&b'.') {
-        return None;
-    }
-    let (b, i) = digits19(v, i + 2)?;
-    (a <= b).then_some((a, b, i))
 }
 
 pub(crate) fn unwrap_fail(e: nom::Err<Fail>) -> Fail {

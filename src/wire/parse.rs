@@ -296,12 +296,11 @@ fn headers_fast(
         };
         if h.name.end - h.name.start == 14 && is_content_length(&buf[h.name.range()]) {
             let value = &buf[h.value.range()];
-            *content_len = Some(match grammar::digits19(value, 0) {
+            *content_len = Some(match grammar::dec_u64_fast(value) {
                 // The usual value: digits only, short, agreeing with any
                 // earlier one, within the body limit.
-                Some((n, end))
-                    if end == value.len()
-                        && content_len.is_none_or(|p| p == n)
+                Some(n)
+                    if content_len.is_none_or(|p| p == n)
                         && n <= opts.limits.max_body_len as u64 =>
                 {
                     n

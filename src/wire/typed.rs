@@ -319,9 +319,9 @@ impl<B: AsRef<[u8]>> PduView<B> {
     }
 
     fn number(&self, name: &str, field: Field) -> Result<Option<u64>, ParseError> {
-        self.single(name, field, |v| match grammar::digits19(v, 0) {
-            Some((n, end)) if end == v.len() => Ok(n),
-            _ => whole(grammar::dec_u64(v), "decimal digits only"),
+        self.single(name, field, |v| match grammar::dec_u64_fast(v) {
+            Some(n) => Ok(n),
+            None => whole(grammar::dec_u64(v), "decimal digits only"),
         })
     }
 
