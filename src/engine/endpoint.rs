@@ -15,6 +15,7 @@ use super::event::{
     Violation,
 };
 use super::session::{Role, Sent, SentKind, Session, State};
+use crate::wire::typed::names;
 use crate::wire::{
     HeaderName, IgnoreSeq, Method, Pdu, PduBuilder, PduView, SeqList, SessionMode, Target,
 };
@@ -31,19 +32,20 @@ mod resume;
 // Segmentation, integrity, timing headers and `To` (SPEC §5, §7): see `transfer`.
 mod transfer;
 
-const H_SEQ: HeaderName = HeaderName::from_static("Seq");
-const H_ACK_SEQ: HeaderName = HeaderName::from_static("Ack-Seq");
-const H_NEED_SEQ: HeaderName = HeaderName::from_static("Need-Seq");
-const H_IGNORE_SEQ: HeaderName = HeaderName::from_static("Ignore-Seq");
-const H_TX_ID: HeaderName = HeaderName::from_static("TX-ID");
-const H_MESSAGE_ID: HeaderName = HeaderName::from_static("Message-ID");
-const H_ACK_MESSAGE_ID: HeaderName = HeaderName::from_static("Ack-Message-ID");
-const H_SESSION_ID: HeaderName = HeaderName::from_static("Session-ID");
-const H_FROM: HeaderName = HeaderName::from_static("From");
-const H_TO: HeaderName = HeaderName::from_static("To");
-const H_ATTEMPT: HeaderName = HeaderName::from_static("Attempt");
-const H_REQ_MODE: HeaderName = HeaderName::from_static("Request-Session-Mode");
-const H_SET_MODE: HeaderName = HeaderName::from_static("Set-Session-Mode");
+const H_SEQ: HeaderName = HeaderName::from_static(names::SEQ);
+const H_ACK_SEQ: HeaderName = HeaderName::from_static(names::ACK_SEQ);
+const H_NEED_SEQ: HeaderName = HeaderName::from_static(names::NEED_SEQ);
+const H_IGNORE_SEQ: HeaderName = HeaderName::from_static(names::IGNORE_SEQ);
+const H_TX_ID: HeaderName = HeaderName::from_static(names::TX_ID);
+const H_MESSAGE_ID: HeaderName = HeaderName::from_static(names::MESSAGE_ID);
+const H_ACK_MESSAGE_ID: HeaderName = HeaderName::from_static(names::ACK_MESSAGE_ID);
+const H_SESSION_ID: HeaderName = HeaderName::from_static(names::SESSION_ID);
+const H_FROM: HeaderName = HeaderName::from_static(names::FROM);
+const H_TO: HeaderName = HeaderName::from_static(names::TO);
+const H_ATTEMPT: HeaderName = HeaderName::from_static(names::ATTEMPT);
+const H_REQ_MODE: HeaderName = HeaderName::from_static(names::REQUEST_SESSION_MODE);
+const H_SET_MODE: HeaderName = HeaderName::from_static(names::SET_SESSION_MODE);
+const H_CHANNEL_TOKEN: HeaderName = HeaderName::from_static(names::CHANNEL_TOKEN);
 
 /// Counters of work done, for tests and benchmarks (assert on work, not time).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -162,6 +164,30 @@ struct InTx {
     reply_dest: SocketAddr,
     state: InState,
     deadline: Option<Instant>,
+}
+
+impl InTx {
+    /// An incoming request as first remembered: the ids a reply echoes and
+    /// where an ACK and the reply go (SPEC §5), awaiting the application.
+    fn of<B: AsRef<[u8]>>(
+        pdu: &PduView<B>,
+        from: SocketAddr,
+        key: (SocketAddr, String),
+        session: Option<u64>,
+    ) -> InTx {
+        InTx {
+            key,
+            session,
+            tx_id: pdu.tx_id().ok().flatten().map(str::to_owned),
+            message_id: pdu.message_id().ok().flatten().map(str::to_owned),
+            requester: pdu.from().ok().flatten().map(|i| i.to_string()),
+            ack: None,
+            ack_dest: ack_dest(pdu, from),
+            reply_dest: reply_dest(pdu, from),
+            state: InState::Waiting,
+            deadline: None,
+        }
+    }
 }
 
 /// One Acorn node: its sessions, transactions and timers.
@@ -1065,21 +1091,12 @@ impl Endpoint {
             InState::Waiting
         };
         let key = (from, key.unwrap_or_else(|| format!("#{id}")));
-        self.in_by_key.insert(key.clone(), id);
-        self.in_order.push_back(id);
-        self.in_txs.insert(
+        self.remember_in(
             id,
             InTx {
-                key,
-                session,
-                tx_id: pdu.tx_id().ok().flatten().map(str::to_owned),
-                message_id: pdu.message_id().ok().flatten().map(str::to_owned),
-                requester: pdu.from().ok().flatten().map(|i| i.to_string()),
                 ack: Some(ack),
-                ack_dest: ack_dest(&pdu, from),
-                reply_dest: reply_dest(&pdu, from),
                 state,
-                deadline: None,
+                ..InTx::of(&pdu, from, key, session)
             },
         );
         if expired {
@@ -1111,6 +1128,15 @@ impl Endpoint {
 
     /// Keep the reply cache under its bound by forgetting the oldest
     /// finished transaction. False when every entry still awaits the application.
+    /// Remember incoming transaction `id` (room made beforehand with
+    /// [`Endpoint::make_room_in`]): by key for duplicates, in arrival order
+    /// for eviction.
+    fn remember_in(&mut self, id: u64, t: InTx) {
+        self.in_by_key.insert(t.key.clone(), id);
+        self.in_order.push_back(id);
+        self.in_txs.insert(id, t);
+    }
+
     fn make_room_in(&mut self) -> bool {
         let max = self.cfg.limits.max_reply_cache;
         if self.in_txs.len() < max {
@@ -1354,7 +1380,7 @@ impl Endpoint {
             self.session_by_id.insert(id.to_owned(), sid);
         }
         if let Some(token) = pdu
-            .header("Channel-Token")
+            .header(names::CHANNEL_TOKEN)
             .and_then(|t| std::str::from_utf8(t).ok())
         {
             s.channel_token = Some(token.to_owned());
@@ -1447,31 +1473,17 @@ impl Endpoint {
         // ACK (Seq 0 of our stream), then the final reply with the mode.
         let ack = self.send_ack(&pdu, from, Some(sid));
         let id = self.handle();
-        let key = (from, tx);
-        self.in_by_key.insert(key.clone(), id);
-        self.in_order.push_back(id);
-        self.in_txs.insert(
+        self.remember_in(
             id,
             InTx {
-                key,
-                session: Some(sid),
-                tx_id: pdu.tx_id().ok().flatten().map(str::to_owned),
-                message_id: pdu.message_id().ok().flatten().map(str::to_owned),
-                requester: pdu.from().ok().flatten().map(|i| i.to_string()),
                 ack: Some(ack),
-                ack_dest: ack_dest(&pdu, from),
-                reply_dest: reply_dest(&pdu, from),
-                state: InState::Waiting,
-                deadline: None,
+                ..InTx::of(&pdu, from, (from, tx), Some(sid))
             },
         );
         let mut ok = PduBuilder::static_reply(200, "OK");
         let _ = ok.set_value(&H_SET_MODE, Bytes::from_static(agreed.as_str().as_bytes()));
         // The one-time token a second channel presents to join (seed 002).
-        let _ = ok.set_value(
-            &HeaderName::from_static("Channel-Token"),
-            Bytes::from(token),
-        );
+        let _ = ok.set_value(&H_CHANNEL_TOKEN, Bytes::from(token));
         let _ = self.respond(now, IncomingId(id), ok);
         debug!(session = sid, %from, ?agreed, "session accepted");
         self.emit(Event::SessionOpened {

@@ -40,6 +40,7 @@
 //! compared, never used to size a buffer.
 
 use super::event::EngineLimit;
+use crate::wire::typed::names;
 use crate::wire::{HeaderName, ParseError, ParseOptions, Pdu, PduBuilder};
 use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -98,8 +99,8 @@ impl Default for SegmentConfig {
 /// segments are not free.
 pub const PART_OVERHEAD: usize = std::mem::size_of::<Pdu>() + 48;
 
-const H_SEGMENT: HeaderName = HeaderName::from_static("Segment");
-const H_PAYLOAD_LENGTH: HeaderName = HeaderName::from_static("Payload-Length");
+const H_SEGMENT: HeaderName = HeaderName::from_static(names::SEGMENT);
+const H_PAYLOAD_LENGTH: HeaderName = HeaderName::from_static(names::PAYLOAD_LENGTH);
 
 /// Headers that describe one segment, dropped from the delivered request.
 /// `Content-Hash-*` goes too: it covered the first segment's body only.

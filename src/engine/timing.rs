@@ -7,11 +7,12 @@
 //! computes `TS + Timeout` then sees the deadline of the try in hand).
 //! Replies are stamped once: a retransmitted reply is byte-identical.
 
+use crate::wire::typed::names;
 use crate::wire::{HeaderName, PduBuilder};
 use bytes::Bytes;
 
-const H_TS: HeaderName = HeaderName::from_static("TS");
-const H_DATE: HeaderName = HeaderName::from_static("Date");
+const H_TS: HeaderName = HeaderName::from_static(names::TS);
+const H_DATE: HeaderName = HeaderName::from_static(names::DATE);
 
 /// Which generation-time header a node writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -45,6 +45,8 @@ pub mod names {
     pub const SET_SESSION_MODE: &str = "Set-Session-Mode";
     pub const SESSION_ID: &str = "Session-ID";
     pub const SESSION_STATUS: &str = "Session-Status";
+    /// Resumption extension: the one-time token a second channel presents.
+    pub const CHANNEL_TOKEN: &str = "Channel-Token";
 }
 
 /// `ordered` or `unordered` (SPEC §8).

@@ -11,8 +11,7 @@ use super::*;
 use crate::wire::typed::SessionStatus;
 use std::net::IpAddr;
 
-const H_SESSION_STATUS: HeaderName = HeaderName::from_static("Session-Status");
-const H_CHANNEL_TOKEN: HeaderName = HeaderName::from_static("Channel-Token");
+const H_SESSION_STATUS: HeaderName = HeaderName::from_static(names::SESSION_STATUS);
 
 /// The one refusal every failed resume or join gets, whatever the cause,
 /// so a prober learns nothing from the answer (seed 000's auth-failed).
@@ -110,7 +109,7 @@ impl Endpoint {
             return;
         }
         if let Ok(Some(token)) = pdu
-            .header("Channel-Token")
+            .header(names::CHANNEL_TOKEN)
             .map(std::str::from_utf8)
             .transpose()
         {
@@ -239,14 +238,14 @@ impl Endpoint {
             self.refuse(now, &pdu, from, UNKNOWN_STATUS, UNKNOWN_TEXT);
             return;
         }
-        let token = pdu.header("Channel-Token").map(<[u8]>::to_vec);
+        let token = pdu.header(names::CHANNEL_TOKEN).map(<[u8]>::to_vec);
         let found = self.session_by_id.get(&id).copied();
         match (found, token) {
             (Some(sid), Some(token)) => self.join_channel(now, from, sid, pdu, &token),
             (Some(sid), None) => self.resume_known(now, from, sid, pdu),
             (None, _) => {
                 if self.cfg.resume_policy == super::super::config::ResumePolicy::AdoptAsNew
-                    && pdu.header("Channel-Token").is_none()
+                    && pdu.header(names::CHANNEL_TOKEN).is_none()
                 {
                     self.adopt_as_new(now, from, pdu, id);
                 } else {
@@ -290,18 +289,10 @@ impl Endpoint {
         let (_, payload) = self.send_pdu(None, reply, dest, SentKind::Other);
         let id = self.handle();
         self.make_room_in();
-        self.in_by_key.insert(key.clone(), id);
-        self.in_order.push_back(id);
-        self.in_txs.insert(
+        self.remember_in(
             id,
             InTx {
-                key,
-                session: Some(sid),
-                tx_id: pdu.tx_id().ok().flatten().map(str::to_owned),
-                message_id: pdu.message_id().ok().flatten().map(str::to_owned),
                 requester: to,
-                ack: None,
-                ack_dest: ack_dest(pdu, from),
                 reply_dest: dest,
                 state: InState::Replied {
                     payload,
@@ -311,7 +302,7 @@ impl Endpoint {
                     acked: false,
                     sent_at: now,
                 },
-                deadline: None,
+                ..InTx::of(pdu, from, key, Some(sid))
             },
         );
         let at = now + self.cfg.retry.interval(1);

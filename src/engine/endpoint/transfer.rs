@@ -830,9 +830,7 @@ impl Endpoint {
             return None;
         }
         let id = self.handle();
-        self.in_by_key.insert(key, id);
-        self.in_order.push_back(id);
-        self.in_txs.insert(id, txn);
+        self.remember_in(id, txn);
         Some(id)
     }
 
