@@ -25,7 +25,7 @@ use bytes::{Bytes, BytesMut};
 mod common;
 
 use criterion::{black_box, criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 use tokio_util::codec::Decoder;
 
 /// PDUs in the pipelined buffer.
@@ -289,15 +289,9 @@ fn main() {
         fixed_loop(&spec);
         return;
     }
-    let started = SystemTime::now();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-
-    // Only after a real measurement run (not `cargo test --benches`,
-    // `--test`, `--list`).
-    if !common::measuring() {
+    let Some(started) = common::run_criterion(benches) else {
         return;
-    }
+    };
     let input = input();
     let bytes = input.buf.len();
     println!(

@@ -25,7 +25,7 @@ use acorn::wire::{PduBuilder, SessionMode};
 mod common;
 
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 const MESSAGES: u64 = 500;
 const WINDOW: u64 = 32;
@@ -198,15 +198,9 @@ fn print_table(source: &str, ns: &[f64; 4], pdus: &[u64; 4]) {
 }
 
 fn main() {
-    let started = SystemTime::now();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-
-    // Only after a real measurement run: `cargo test --benches` and
-    // `cargo bench -- --test` run each benchmark once, `--list` lists them.
-    if !common::measuring() {
+    let Some(started) = common::run_criterion(benches) else {
         return;
-    }
+    };
     let pdus = CASES.map(checked_pdus);
     println!("\n== engine throughput (same run; absolute rates on a shared machine are noise) ==");
     let est =

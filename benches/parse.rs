@@ -18,7 +18,7 @@ use acorn::wire::{parse_datagram, ParseOptions, SessionMode};
 mod common;
 
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// One benchmark input: the Acorn bytes and the same PDU as HTTP/1.1.
 struct Case {
@@ -218,15 +218,9 @@ fn main() {
         fixed_loop(&spec);
         return;
     }
-    let started = SystemTime::now();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-
-    // Only after a real measurement run: `cargo test --benches` and
-    // `cargo bench -- --test` run each benchmark once, `--list` lists them.
-    if !common::measuring() {
+    let Some(started) = common::run_criterion(benches) else {
         return;
-    }
+    };
 
     println!("\n== Ratios (same run; absolute times on a shared machine are noise) ==");
     for case in cases() {

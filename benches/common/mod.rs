@@ -37,10 +37,23 @@ pub fn criterion_estimate(group: &str, id: &str, since: SystemTime) -> Option<f6
         .find_map(|k| json.get(k)?.get("point_estimate")?.as_f64())
 }
 
+/// The criterion run every benchmark starts with: `benches` under the
+/// command line's options, then criterion's summary. Returns when the run
+/// started if it was a real measurement run (so ratios can follow from its
+/// estimates), `None` otherwise.
+pub fn run_criterion(benches: fn()) -> Option<SystemTime> {
+    let started = SystemTime::now();
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+    measuring().then_some(started)
+}
+
 /// Whether this is a real measurement run: `cargo test --benches` and
 /// `cargo bench -- --test` run each benchmark once, `--list` lists them,
 /// `--profile-time` profiles; none of them leaves estimates worth a ratio.
-pub fn measuring() -> bool {
+fn measuring() -> bool {
     let args: Vec<String> = std::env::args().collect();
     let has = |a: &str| args.iter().any(|x| x == a);
     has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
