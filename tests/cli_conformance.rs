@@ -5,16 +5,16 @@
 //! bounded.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_acorn-cli");
+mod cli_support;
+use cli_support::{run, Finished, Listener, BIN};
 
 /// How long one conformance run may take before the test gives up (the
 /// longest case waits 3 s; the cases run 8 at a time).
@@ -23,56 +23,9 @@ const RUN_LIMIT: Duration = Duration::from_secs(60);
 /// The least number of cases that must run over each transport.
 const MIN_NETWORK_CASES: u64 = 10;
 
-/// A child process killed (and reaped) on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A running `acorn-cli listen`; its stdout log is drained by a thread so
-/// the pipe never fills.
-struct Listener {
-    _child: Guard,
-    addr: String,
-}
-
+/// A running `acorn-cli listen` for the suite to run against.
 fn listen(addr: &str) -> Listener {
-    let mut child = Command::new(BIN)
-        .args(["listen", addr, "--exit-after", "120s"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn acorn-cli listen");
-    let mut out = child.stdout.take().expect("stdout");
-    thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = out.read_to_end(&mut sink);
-    });
-    let err = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut r = BufReader::new(err);
-        let mut line = String::new();
-        while r.read_line(&mut line).is_ok_and(|n| n > 0) {
-            if let Some(a) = line.trim_end().strip_prefix("listening on ") {
-                let _ = tx.send(a.to_owned());
-            }
-            line.clear();
-        }
-    });
-    let guard = Guard(child);
-    let addr = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("listen printed `listening on ADDR`");
-    Listener {
-        _child: guard,
-        addr,
-    }
+    Listener::start(&[addr, "--exit-after", "120s"])
 }
 
 /// What a finished `acorn-cli conformance` left.
@@ -99,45 +52,16 @@ fn conformance(tag: &str, args: &[&str]) -> Outcome {
     let junit = temp_file(tag, "xml");
     let _ = std::fs::remove_file(&json);
     let _ = std::fs::remove_file(&junit);
-    let mut child = Guard(
-        Command::new(BIN)
-            .arg("conformance")
-            .args(args)
-            .arg("--json")
-            .arg(&json)
-            .arg("--junit")
-            .arg(&junit)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn acorn-cli conformance"),
-    );
-    let mut out = child.0.stdout.take().expect("stdout");
-    let mut err = child.0.stderr.take().expect("stderr");
-    let out_t = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let end = Instant::now() + RUN_LIMIT;
-    let status = loop {
-        if let Some(s) = child.0.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(
-            Instant::now() < end,
-            "conformance {args:?} did not finish within {RUN_LIMIT:?}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out_t.join().expect("stdout reader");
-    let stderr = err_t.join().expect("stderr reader");
+    let (json_arg, junit_arg) = (json.to_str().unwrap(), junit.to_str().unwrap());
+    let mut all = vec!["conformance"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", json_arg, "--junit", junit_arg]);
+    let Finished {
+        code,
+        stdout,
+        stderr,
+        ..
+    } = run(&all, "", RUN_LIMIT);
     let json_v = std::fs::read_to_string(&json).ok().map(|t| {
         serde_json::from_str(&t).unwrap_or_else(|e| panic!("--json is not JSON ({e}):\n{t}"))
     });
@@ -145,7 +69,7 @@ fn conformance(tag: &str, args: &[&str]) -> Outcome {
     let _ = std::fs::remove_file(&json);
     let _ = std::fs::remove_file(&junit);
     Outcome {
-        code: status.code(),
+        code,
         stdout,
         stderr,
         json: json_v,
@@ -342,7 +266,7 @@ fn check_junit(xml: &str, json: &Value) {
 /// well formed and consistent with the summary lines.
 fn suite_passes_against_listen(addr: &str, tag: &str) {
     let l = listen(addr);
-    let out = conformance(tag, &[&l.addr, "--jobs", "8"]);
+    let out = conformance(tag, &[l.addr(), "--jobs", "8"]);
     assert_eq!(
         out.code,
         Some(0),
@@ -362,7 +286,7 @@ fn suite_passes_against_listen(addr: &str, tag: &str) {
     // listen is this project's engine: it does what it SHOULD as well.
     assert_eq!(n(&json, "non_strict"), 0, "{}", out.stdout);
     assert_eq!(n(&json, "passed"), n(&json, "run"));
-    assert_eq!(json["target"].as_str(), Some(l.addr.as_str()));
+    assert_eq!(json["target"].as_str(), Some(l.addr()));
     let plain = format!(
         "{} passed, 0 failed, {} skipped",
         n(&json, "passed"),
@@ -495,7 +419,7 @@ fn a_peer_answering_nonsense_fails() {
 #[test]
 fn a_missing_should_header_grades_non_strict() {
     let l = listen("udp://127.0.0.1:0");
-    let upstream: SocketAddr = l.addr["udp://".len()..].parse().expect("listen address");
+    let upstream: SocketAddr = l.addr()["udp://".len()..].parse().expect("listen address");
     let front = UdpSocket::bind("127.0.0.1:0").expect("bind");
     front
         .set_read_timeout(Some(Duration::from_millis(50)))
@@ -677,7 +601,7 @@ fn the_network_runner_is_strict_about_unexpected_pdus() {
     let l = listen("udp://127.0.0.1:0");
     let out = conformance(
         "strict",
-        &[&l.addr, "--corpus", dir.to_str().expect("utf-8 path")],
+        &[l.addr(), "--corpus", dir.to_str().expect("utf-8 path")],
     );
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);

@@ -8,7 +8,7 @@ use acorn::engine::Config;
 use acorn::runtime::PeerBuilder;
 use acorn::wire::{parse_datagram, ParseOptions, PduBuilder};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_acorn-cli");
+mod cli_support;
+use cli_support::{run, BIN};
 
 /// How long a `load` run may take before the test gives up.
 const LOAD_LIMIT: Duration = Duration::from_secs(30);
@@ -132,52 +133,20 @@ struct Load {
 
 /// Run `acorn-cli load TARGET ARGS --json`, bounded in time.
 fn load(target: &str, args: &[&str]) -> Load {
-    let start = Instant::now();
-    let child = Command::new(BIN)
-        .arg("load")
-        .arg(target)
-        .args(args)
-        .arg("--json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn acorn-cli load");
-    struct Guard(Child);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut guard = Guard(child);
-    let mut out = guard.0.stdout.take().unwrap();
-    let mut err = guard.0.stderr.take().unwrap();
-    let out_t = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
+    let mut all = vec!["load", target];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let r = run(&all, "", LOAD_LIMIT);
+    let summary = serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "summary is not JSON ({e}): {:?}; stderr {}",
+            r.stdout, r.stderr
+        )
     });
-    let err_t = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(s) = guard.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < LOAD_LIMIT, "acorn-cli load {args:?} hung");
-        thread::sleep(Duration::from_millis(10));
-    };
-    let stdout = out_t.join().unwrap();
-    let stderr = err_t.join().unwrap();
-    let summary = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("summary is not JSON ({e}): {stdout:?}; stderr {stderr}"));
     Load {
-        code: status.code(),
+        code: r.code,
         summary,
-        stderr,
+        stderr: r.stderr,
     }
 }
 

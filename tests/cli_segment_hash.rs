@@ -5,129 +5,10 @@
 use base64::Engine as _;
 use rand::{RngCore, SeedableRng};
 use sha2::Digest;
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_acorn-cli");
-
-struct Listener {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Listener {
-    fn start(args: &[&str]) -> Listener {
-        let mut child = Command::new(BIN)
-            .arg("listen")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn acorn-cli listen");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let sink = log.clone();
-        thread::spawn(move || {
-            let mut r = BufReader::new(out);
-            let mut buf = Vec::new();
-            while r.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf));
-                buf.clear();
-            }
-        });
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut r = BufReader::new(err);
-            let mut line = String::new();
-            while r.read_line(&mut line).is_ok_and(|n| n > 0) {
-                if let Some(a) = line.trim_end().strip_prefix("listening on ") {
-                    let _ = tx.send(a.to_owned());
-                }
-                line.clear();
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a `listening on` line");
-        Listener { child, addr, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// The log once it contains `needle` (bounded wait).
-    fn wait_log(&self, needle: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = self.log();
-            if log.contains(needle) {
-                return log;
-            }
-            assert!(Instant::now() < end, "log never showed {needle:?}");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-struct Sent {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn send(args: &[&str]) -> Sent {
-    let mut child = Command::new(BIN)
-        .arg("send")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn acorn-cli send");
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let o = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        String::from_utf8_lossy(&v).into_owned()
-    });
-    let e = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let end = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("acorn-cli send {args:?} hung");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Sent {
-        code: status.code(),
-        stdout: o.join().unwrap(),
-        stderr: e.join().unwrap(),
-    }
-}
+mod cli_support;
+use cli_support::{send, Listener};
 
 /// A scratch directory for this test's files.
 fn scratch(name: &str) -> PathBuf {
@@ -167,21 +48,24 @@ fn a_segmented_signed_payload_arrives_whole_over_udp_and_tcp() {
             "--hmac-key-file",
             &key,
         ]);
-        let r = send(&[
-            &l.addr,
-            &file,
-            "--segment-size",
-            "1000",
-            "--hash",
-            "sha256",
-            "--hmac-key-file",
-            &key,
-            "--retries",
-            "5",
-            "--timeout",
-            "20s",
-            "--check-status",
-        ]);
+        let r = send(
+            &[
+                l.addr(),
+                &file,
+                "--segment-size",
+                "1000",
+                "--hash",
+                "sha256",
+                "--hmac-key-file",
+                &key,
+                "--retries",
+                "5",
+                "--timeout",
+                "20s",
+                "--check-status",
+            ],
+            "",
+        );
         assert_eq!(r.code, Some(0), "{transport}: {}\n{}", r.stderr, r.stdout);
         // Only the final reply is printed: segment ACKs are consumed.
         assert!(r.stdout.starts_with("ACORN/1.0 200 OK\r\n"), "{}", r.stdout);
@@ -211,15 +95,18 @@ fn a_wrong_key_is_refused_400_and_logged() {
     let theirs = key_file(&dir, "theirs", "another secret");
     let (file, _) = big_put(&dir, 20_000);
     let l = Listener::start(&["udp://127.0.0.1:0", "--hmac-key-file", &theirs]);
-    let r = send(&[
-        &l.addr,
-        &file,
-        "--segment-size",
-        "1000",
-        "--hmac-key-file",
-        &mine,
-        "--check-status",
-    ]);
+    let r = send(
+        &[
+            l.addr(),
+            &file,
+            "--segment-size",
+            "1000",
+            "--hmac-key-file",
+            &mine,
+            "--check-status",
+        ],
+        "",
+    );
     assert_eq!(r.code, Some(4), "{}\n{}", r.stderr, r.stdout);
     assert!(
         r.stdout.contains("ACORN/1.0 400 Content Hash Mismatch\r\n"),
@@ -228,7 +115,10 @@ fn a_wrong_key_is_refused_400_and_logged() {
     );
     l.wait_log("does not match: answered 400");
     // Without segmentation or key: a plain --hash is checked by anyone.
-    let r = send(&[&l.addr, &file, "--hash", "SHA-512", "--check-status"]);
+    let r = send(
+        &[l.addr(), &file, "--hash", "SHA-512", "--check-status"],
+        "",
+    );
     assert_eq!(r.code, Some(0), "{}\n{}", r.stderr, r.stdout);
     assert!(r.stdout.contains("ACORN/1.0 200 OK\r\n"), "{}", r.stdout);
 }
@@ -247,7 +137,7 @@ fn usage_errors() {
     ] {
         let mut a = vec!["udp://127.0.0.1:9", file.as_str()];
         a.extend(args.iter().copied());
-        let r = send(&a);
+        let r = send(&a, "");
         assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
     }
 }
