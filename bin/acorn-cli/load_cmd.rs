@@ -456,7 +456,7 @@ async fn load(args: &Args, plan: Arc<Plan>) -> anyhow::Result<Status> {
             None => opened += 1,
         }
         if let Some(s) = f.stats {
-            add_stats(&mut stats, &s);
+            stats += &s;
         }
         total.duplicated.extend(f.wire_duplicates);
         if let Some(why) = f.lost_because {
@@ -885,16 +885,6 @@ async fn finish(flow: Flow, gate: Arc<Semaphore>) -> Finished {
         wire_duplicates,
         lost_because,
     }
-}
-
-fn add_stats(total: &mut Stats, s: &Stats) {
-    total.transmits += s.transmits;
-    total.timer_retransmits += s.timer_retransmits;
-    total.nack_retransmits += s.nack_retransmits;
-    total.nacks_sent += s.nacks_sent;
-    total.duplicates += s.duplicates;
-    total.malformed += s.malformed;
-    total.fast_retransmits += s.fast_retransmits;
 }
 
 /// Everything the run measured.

@@ -66,6 +66,29 @@ pub struct Stats {
     pub fast_retransmits: u64,
 }
 
+/// Counters of several endpoints summed (a load run's flows, say). Every
+/// field is named, so a new counter cannot be left out of the sum.
+impl std::ops::AddAssign<&Stats> for Stats {
+    fn add_assign(&mut self, s: &Stats) {
+        let Stats {
+            transmits,
+            timer_retransmits,
+            nack_retransmits,
+            nacks_sent,
+            duplicates,
+            malformed,
+            fast_retransmits,
+        } = *s;
+        self.transmits += transmits;
+        self.timer_retransmits += timer_retransmits;
+        self.nack_retransmits += nack_retransmits;
+        self.nacks_sent += nacks_sent;
+        self.duplicates += duplicates;
+        self.malformed += malformed;
+        self.fast_retransmits += fast_retransmits;
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKey {
     Out(u64),
@@ -1923,5 +1946,37 @@ fn request_key(pdu: &Pdu) -> Option<String> {
     match transfer::segment_key_suffix(pdu) {
         Some(suffix) => key.map(|k| k + &suffix),
         None => key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stats;
+
+    #[test]
+    fn stats_add_field_by_field() {
+        let a = Stats {
+            transmits: 1,
+            timer_retransmits: 2,
+            nack_retransmits: 3,
+            nacks_sent: 4,
+            duplicates: 5,
+            malformed: 6,
+            fast_retransmits: 7,
+        };
+        let mut sum = a;
+        sum += &a;
+        assert_eq!(
+            sum,
+            Stats {
+                transmits: 2,
+                timer_retransmits: 4,
+                nack_retransmits: 6,
+                nacks_sent: 8,
+                duplicates: 10,
+                malformed: 12,
+                fast_retransmits: 14,
+            }
+        );
     }
 }
