@@ -54,10 +54,20 @@ pub(crate) struct HeaderSpan {
     pub value: Span,
 }
 
-/// The bit of [`Layout::name_lens`] for a name `len` bytes long.
+/// How many headers [`Layout::name_lens`] indexes: as many lengths as one
+/// machine word compares at once. A PDU with more headers is looked up by
+/// walking them.
+pub(crate) const INDEXED_HEADERS: usize = 8;
+
+/// Note, while parsing, that header `index` has a name `len` bytes long.
+/// Only the low byte is kept: a lookup takes a matching byte as a candidate
+/// and still compares the whole name, so a long name that wraps around is
+/// at worst compared for nothing.
 #[inline(always)]
-pub(crate) fn name_len_bit(len: usize) -> u64 {
-    1 << len.min(63)
+pub(crate) fn index_name_len(lens: &mut [u8; INDEXED_HEADERS], index: usize, len: usize) {
+    if let Some(slot) = lens.get_mut(index) {
+        *slot = len as u8;
+    }
 }
 
 /// Headers held inline before spilling to the heap: the common PDU has
@@ -72,10 +82,13 @@ pub struct Layout {
     pub(crate) head_len: u32,
     pub(crate) body: Span,
     pub(crate) content_length: Option<u64>,
-    /// Bit `n` is set when some header name is `n` bytes long (bit 63: 63
-    /// or longer), so a lookup of a name no header has stops before
-    /// scanning ([`name_len_bit`]).
-    pub(crate) name_lens: u64,
+    /// Byte `i` is the length (mod 256) of the name of header `i`, for the
+    /// first [`INDEXED_HEADERS`] headers ([`index_name_len`]). Every typed
+    /// accessor looks a name up, and a PDU is read through several of them:
+    /// comparing the wanted length with all eight bytes at once finds the
+    /// few headers worth comparing by name, instead of visiting each
+    /// header's span per lookup.
+    pub(crate) name_lens: [u8; INDEXED_HEADERS],
 }
 
 impl Layout {
@@ -156,13 +169,16 @@ pub(crate) enum Sole<'a> {
     Several,
 }
 
-/// The headers of one PDU called one name: the lookup behind every typed
-/// accessor, so it is kept cheap. It compares span lengths before bytes,
-/// tries an exact match before a case-insensitive one, and yields spans, so
-/// nothing (no `&str` of the name) is built for headers that do not match.
+/// The headers of one PDU called one name: behind `headers_named` and the
+/// typed accessors' general paths. It yields spans, so nothing (no `&str`
+/// of the name) is built for headers that do not match.
 pub(crate) struct Named<'s, 'n> {
     buf: &'s [u8],
-    headers: std::slice::Iter<'s, HeaderSpan>,
+    indexed: &'s [HeaderSpan],
+    /// Indexed headers still to compare ([`equal_byte_candidates`]).
+    candidates: u64,
+    /// The headers, when there are too many to index; else empty.
+    walk: std::slice::Iter<'s, HeaderSpan>,
     want: &'n [u8],
 }
 
@@ -171,16 +187,42 @@ impl<'s> Iterator for Named<'s, '_> {
 
     #[inline(always)]
     fn next(&mut self) -> Option<&'s HeaderSpan> {
-        for h in self.headers.by_ref() {
-            if (h.name.end - h.name.start) as usize == self.want.len() {
-                let name = &self.buf[h.name.range()];
-                if same_bytes(name, self.want) || name.eq_ignore_ascii_case(self.want) {
-                    return Some(h);
-                }
+        while self.candidates != 0 {
+            let i = (self.candidates.trailing_zeros() / 8) as usize;
+            self.candidates &= self.candidates - 1;
+            match self.indexed.get(i) {
+                Some(h) if is_named(self.buf, h, self.want) => return Some(h),
+                _ => {}
             }
         }
-        None
+        self.walk
+            .by_ref()
+            .find(|h| is_named(self.buf, h, self.want))
     }
+}
+
+/// Whether the header at `h` is called `want`: span lengths first, then an
+/// exact match, then one ignoring ASCII case.
+#[inline(always)]
+fn is_named(buf: &[u8], h: &HeaderSpan, want: &[u8]) -> bool {
+    if (h.name.end - h.name.start) as usize != want.len() {
+        return false;
+    }
+    let name = &buf[h.name.range()];
+    same_bytes(name, want) || name.eq_ignore_ascii_case(want)
+}
+
+/// The high bit of byte `k` set where byte `k` of `lens` equals `want`,
+/// and perhaps where it does not: a byte of `lens ^ want` (spread) is zero
+/// where they are equal, and `(x - 1) & !x` has its high bit set for a zero
+/// byte; a borrow out of a zero byte can also flag the byte above it. Such
+/// a false candidate costs one name comparison; a missed one is impossible.
+#[inline(always)]
+fn equal_byte_candidates(lens: &[u8; INDEXED_HEADERS], want: u8) -> u64 {
+    const ONES: u64 = u64::MAX / 0xff;
+    const HIGH: u64 = ONES * 0x80;
+    let x = u64::from_le_bytes(*lens) ^ (ONES * u64::from(want));
+    x.wrapping_sub(ONES) & !x & HIGH
 }
 
 /// `a == b` for two slices of the same length, inline and eight bytes at a
@@ -357,23 +399,56 @@ impl<B: AsRef<[u8]>> PduView<B> {
     /// the PDU's, so what it yields can outlive the name.
     #[inline(always)]
     pub(crate) fn named<'s, 'n>(&'s self, name: &'n str) -> Named<'s, 'n> {
-        let headers: &[HeaderSpan] = if self.layout.name_lens & name_len_bit(name.len()) != 0 {
-            &self.layout.headers
-        } else {
-            &[]
-        };
+        let headers: &[HeaderSpan] = &self.layout.headers;
+        let indexed = headers.len() <= INDEXED_HEADERS;
         Named {
             buf: self.buf.as_ref(),
-            headers: headers.iter(),
+            indexed: headers,
+            candidates: if indexed {
+                equal_byte_candidates(&self.layout.name_lens, name.len() as u8)
+            } else {
+                0
+            },
+            walk: if indexed { &[] } else { headers }.iter(),
             want: name.as_bytes(),
         }
     }
 
-    /// The one header called `name`, if there is exactly one. Inlined so
-    /// that the name, a constant at every typed accessor, specialises the
+    /// The one header called `name`, if there is exactly one: the lookup of
+    /// every single-valued typed accessor, so it is kept short. Inlined so
+    /// that the name, a constant at every call, specialises the
     /// comparisons.
     #[inline(always)]
     pub(crate) fn sole(&self, name: &str) -> Sole<'_> {
+        let headers: &[HeaderSpan] = &self.layout.headers;
+        if headers.len() > INDEXED_HEADERS {
+            return self.sole_walk(name);
+        }
+        let (buf, want) = (self.buf.as_ref(), name.as_bytes());
+        let mut candidates = equal_byte_candidates(&self.layout.name_lens, want.len() as u8);
+        let mut found = None;
+        while candidates != 0 {
+            let i = (candidates.trailing_zeros() / 8) as usize;
+            candidates &= candidates - 1;
+            match headers.get(i) {
+                Some(h) if is_named(buf, h, want) => {
+                    if found.is_some() {
+                        return Sole::Several;
+                    }
+                    found = Some(h);
+                }
+                _ => {}
+            }
+        }
+        match found {
+            None => Sole::Absent,
+            Some(h) => Sole::One(self.value_at(h)),
+        }
+    }
+
+    /// [`PduView::sole`] for a PDU with more headers than the index holds.
+    #[inline(never)]
+    fn sole_walk(&self, name: &str) -> Sole<'_> {
         let mut found = self.named(name);
         match found.next() {
             None => Sole::Absent,
@@ -435,7 +510,34 @@ impl Pdu {
 
 #[cfg(test)]
 mod tests {
-    use super::same_bytes;
+    use super::{equal_byte_candidates, same_bytes, INDEXED_HEADERS};
+
+    #[test]
+    fn equal_byte_candidates_never_miss_and_only_err_next_to_a_match() {
+        // Every byte value against wanted values chosen to hit borrows and
+        // high bits: 0, 1, 0x7f, 0x80, 0xff and neighbours.
+        for want in [0u8, 1, 2, 3, 8, 20, 0x7e, 0x7f, 0x80, 0x81, 0xfe, 0xff] {
+            for start in (0..=255u8).step_by(INDEXED_HEADERS) {
+                let mut lens = [0u8; INDEXED_HEADERS];
+                for (i, l) in lens.iter_mut().enumerate() {
+                    *l = start.wrapping_add(i as u8);
+                }
+                lens[2] = want;
+                lens[5] = want;
+                let got = equal_byte_candidates(&lens, want);
+                for (i, &l) in lens.iter().enumerate() {
+                    let flagged = got >> (8 * i + 7) & 1 == 1;
+                    if l == want {
+                        assert!(flagged, "missed {want} at {i} from {start}");
+                    } else if flagged {
+                        // A false candidate sits right above a match.
+                        assert!(i > 0 && lens[i - 1] == want, "{want} at {i} from {start}");
+                    }
+                }
+                assert_eq!(got & !(u64::MAX / 0xff * 0x80), 0, "only high bits");
+            }
+        }
+    }
 
     #[test]
     fn same_bytes_is_slice_equality() {
