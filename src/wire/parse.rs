@@ -17,8 +17,7 @@ use super::error::{ErrorKind, ParseError};
 use super::grammar::{self, is_ows, Fail};
 use super::limits::{Limit, ParseOptions};
 use super::pdu::{
-    index_name_len, HeaderSpan, Layout, Pdu, PduRef, PduView, Span, StartSpans, INDEXED_HEADERS,
-    INLINE_HEADERS,
+    index_name_len, HeaderSpan, Layout, Pdu, PduRef, PduView, Span, StartSpans, INLINE_HEADERS,
 };
 use bytes::Bytes;
 use smallvec::SmallVec;
@@ -287,7 +286,7 @@ fn headers_fast(
     max_head: usize,
     headers: &mut SmallVec<[HeaderSpan; INLINE_HEADERS]>,
     content_len: &mut Option<u64>,
-    name_lens: &mut [u8; INDEXED_HEADERS],
+    name_lens: &mut u64,
 ) -> Result<Stop, ParseError> {
     let scan_end = buf.len().min(max_head);
     let mut count = headers.len();
@@ -309,7 +308,7 @@ fn headers_fast(
                 _ => content_length(value, h.value.start as usize, *content_len, opts)?,
             });
         }
-        index_name_len(name_lens, count, (h.name.end - h.name.start) as usize);
+        index_name_len(name_lens, (h.name.end - h.name.start) as usize);
         headers.push(h);
         count += 1;
         pos = next;
@@ -452,7 +451,7 @@ fn parse_layout_with<const FAST: bool>(
     };
     let mut headers: SmallVec<[HeaderSpan; INLINE_HEADERS]> = SmallVec::new();
     let mut content_len: Option<u64> = None;
-    let mut name_lens = [0u8; INDEXED_HEADERS];
+    let mut name_lens = 0u64;
     let head_len = loop {
         if FAST {
             match headers_fast(
@@ -490,7 +489,7 @@ fn parse_layout_with<const FAST: bool>(
         if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
             content_len = Some(content_length(value, value_start, content_len, opts)?);
         }
-        index_name_len(&mut name_lens, headers.len(), name.len());
+        index_name_len(&mut name_lens, name.len());
         headers.push(HeaderSpan {
             name: name_span,
             value: Span::new(value_start, value_start + value.len()),

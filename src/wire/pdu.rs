@@ -59,15 +59,24 @@ pub(crate) struct HeaderSpan {
 /// walking them.
 pub(crate) const INDEXED_HEADERS: usize = 8;
 
-/// Note, while parsing, that header `index` has a name `len` bytes long.
-/// Only the low byte is kept: a lookup takes a matching byte as a candidate
-/// and still compares the whole name, so a long name that wraps around is
-/// at worst compared for nothing.
+/// Note, while parsing, that the next header has a name `len` bytes long:
+/// it goes into the low byte and the earlier ones move up (the ninth header
+/// back falls out; with that many headers the index is not used). Two
+/// operations and no branch, so the header loop does not pay for the
+/// index. Only the low byte of the length is kept: a lookup takes a
+/// matching byte as a candidate and still compares the whole name, so a
+/// long name that wraps around is at worst compared for nothing.
 #[inline(always)]
-pub(crate) fn index_name_len(lens: &mut [u8; INDEXED_HEADERS], index: usize, len: usize) {
-    if let Some(slot) = lens.get_mut(index) {
-        *slot = len as u8;
-    }
+pub(crate) fn index_name_len(lens: &mut u64, len: usize) {
+    *lens = *lens << 8 | u64::from(len as u8);
+}
+
+/// The header a candidate bit of [`equal_byte_candidates`] stands for, in
+/// a PDU of `count <= INDEXED_HEADERS` headers: byte `k` holds header
+/// `count - 1 - k`. `None` for a byte past the first header.
+#[inline(always)]
+fn candidate_header(count: usize, bit: u32) -> Option<usize> {
+    count.checked_sub(1 + (bit / 8) as usize)
 }
 
 /// Headers held inline before spilling to the heap: the common PDU has
@@ -82,13 +91,16 @@ pub struct Layout {
     pub(crate) head_len: u32,
     pub(crate) body: Span,
     pub(crate) content_length: Option<u64>,
-    /// Byte `i` is the length (mod 256) of the name of header `i`, for the
-    /// first [`INDEXED_HEADERS`] headers ([`index_name_len`]). Every typed
+    /// The lengths (mod 256) of the header names, the last header's in the
+    /// low byte, the one before it in the next, for up to
+    /// [`INDEXED_HEADERS`] headers ([`index_name_len`]). Every typed
     /// accessor looks a name up, and a PDU is read through several of them:
     /// comparing the wanted length with all eight bytes at once finds the
     /// few headers worth comparing by name, instead of visiting each
     /// header's span per lookup.
-    pub(crate) name_lens: [u8; INDEXED_HEADERS],
+    /// One word rather than an array: byte stores read back as a word
+    /// would stall the load.
+    pub(crate) name_lens: u64,
 }
 
 impl Layout {
@@ -187,10 +199,11 @@ impl<'s> Iterator for Named<'s, '_> {
 
     #[inline(always)]
     fn next(&mut self) -> Option<&'s HeaderSpan> {
+        // Highest byte first: that is the earliest header.
         while self.candidates != 0 {
-            let i = (self.candidates.trailing_zeros() / 8) as usize;
-            self.candidates &= self.candidates - 1;
-            match self.indexed.get(i) {
+            let bit = 63 - self.candidates.leading_zeros();
+            self.candidates ^= 1 << bit;
+            match candidate_header(self.indexed.len(), bit).and_then(|i| self.indexed.get(i)) {
                 Some(h) if is_named(self.buf, h, self.want) => return Some(h),
                 _ => {}
             }
@@ -218,10 +231,10 @@ fn is_named(buf: &[u8], h: &HeaderSpan, want: &[u8]) -> bool {
 /// byte; a borrow out of a zero byte can also flag the byte above it. Such
 /// a false candidate costs one name comparison; a missed one is impossible.
 #[inline(always)]
-fn equal_byte_candidates(lens: &[u8; INDEXED_HEADERS], want: u8) -> u64 {
+fn equal_byte_candidates(lens: u64, want: u8) -> u64 {
     const ONES: u64 = u64::MAX / 0xff;
     const HIGH: u64 = ONES * 0x80;
-    let x = u64::from_le_bytes(*lens) ^ (ONES * u64::from(want));
+    let x = lens ^ (ONES * u64::from(want));
     x.wrapping_sub(ONES) & !x & HIGH
 }
 
@@ -405,7 +418,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
             buf: self.buf.as_ref(),
             indexed: headers,
             candidates: if indexed {
-                equal_byte_candidates(&self.layout.name_lens, name.len() as u8)
+                equal_byte_candidates(self.layout.name_lens, name.len() as u8)
             } else {
                 0
             },
@@ -425,12 +438,12 @@ impl<B: AsRef<[u8]>> PduView<B> {
             return self.sole_walk(name);
         }
         let (buf, want) = (self.buf.as_ref(), name.as_bytes());
-        let mut candidates = equal_byte_candidates(&self.layout.name_lens, want.len() as u8);
+        let mut candidates = equal_byte_candidates(self.layout.name_lens, want.len() as u8);
         let mut found = None;
         while candidates != 0 {
-            let i = (candidates.trailing_zeros() / 8) as usize;
+            let bit = candidates.trailing_zeros();
             candidates &= candidates - 1;
-            match headers.get(i) {
+            match candidate_header(headers.len(), bit).and_then(|i| headers.get(i)) {
                 Some(h) if is_named(buf, h, want) => {
                     if found.is_some() {
                         return Sole::Several;
@@ -524,7 +537,7 @@ mod tests {
                 }
                 lens[2] = want;
                 lens[5] = want;
-                let got = equal_byte_candidates(&lens, want);
+                let got = equal_byte_candidates(u64::from_le_bytes(lens), want);
                 for (i, &l) in lens.iter().enumerate() {
                     let flagged = got >> (8 * i + 7) & 1 == 1;
                     if l == want {
