@@ -114,6 +114,17 @@ fn typed(buf: &[u8], opts: &ParseOptions) -> u64 {
     seq ^ need ^ u64::from(mode == Some(SessionMode::Ordered))
 }
 
+/// Parse, then one typed accessor (`fixed_loop` only).
+#[inline]
+fn one_accessor(
+    buf: &[u8],
+    opts: &ParseOptions,
+    read: impl Fn(&acorn::wire::PduRef) -> u64,
+) -> u64 {
+    let parsed = parse_datagram(buf, opts);
+    read(parsed.as_ref().expect("parses"))
+}
+
 fn bench(c: &mut Criterion) {
     let opts = ParseOptions::default();
     for case in cases() {
@@ -186,7 +197,9 @@ fn print_ratios(source: &str, name: &str, t: &Times) {
 }
 
 /// `ACORN_BENCH_LOOP=<case>/<contender>/<iterations>`: run one contender
-/// that many times and exit, without criterion. For instruction counts that
+/// that many times and exit, without criterion. Besides the three
+/// contenders, `acorn_seq`, `acorn_need_seq` and `acorn_mode` parse and
+/// read one typed header, to see what each adds. For instruction counts that
 /// do not depend on the neighbours' load:
 /// `valgrind --tool=callgrind <bench binary>` once with 1 and once with
 /// 100001 iterations; the difference divided by 100000 is the cost of one call.
@@ -207,6 +220,18 @@ fn fixed_loop(spec: &str) {
             "httparse" => httparse_head(black_box(&case)).unwrap_or(0) as u64,
             "acorn_raw" => raw(black_box(&case.acorn), black_box(&opts)) as u64,
             "acorn_typed" => typed(black_box(&case.acorn), black_box(&opts)),
+            // One accessor at a time, to see what each adds.
+            "acorn_seq" => one_accessor(black_box(&case.acorn), black_box(&opts), |p| {
+                p.seq().expect("Seq").unwrap_or(0)
+            }),
+            "acorn_need_seq" => one_accessor(black_box(&case.acorn), black_box(&opts), |p| {
+                let need = p.need_seq();
+                let need = need.as_ref().expect("Need-Seq").as_ref();
+                need.map_or(0, |l| l.range_count() as u64)
+            }),
+            "acorn_mode" => one_accessor(black_box(&case.acorn), black_box(&opts), |p| {
+                u64::from(p.request_session_mode().expect("mode") == Some(SessionMode::Ordered))
+            }),
             other => panic!("unknown contender {other:?}"),
         });
     }

@@ -72,11 +72,12 @@ pub(crate) fn index_name_len(lens: &mut u64, len: usize) {
 }
 
 /// The header a candidate bit of [`equal_byte_candidates`] stands for, in
-/// a PDU of `count <= INDEXED_HEADERS` headers: byte `k` holds header
-/// `count - 1 - k`. `None` for a byte past the first header.
+/// a PDU of at most [`INDEXED_HEADERS`] headers: byte `k` holds header
+/// `len - 1 - k`. `None` for a byte past the first header (the index
+/// wraps below zero, which `get` refuses: one check, not two).
 #[inline(always)]
-fn candidate_header(count: usize, bit: u32) -> Option<usize> {
-    count.checked_sub(1 + (bit / 8) as usize)
+fn candidate_header(headers: &[HeaderSpan], bit: u32) -> Option<&HeaderSpan> {
+    headers.get(headers.len().wrapping_sub(1 + (bit / 8) as usize))
 }
 
 /// Headers held inline before spilling to the heap: the common PDU has
@@ -203,7 +204,7 @@ impl<'s> Iterator for Named<'s, '_> {
         while self.candidates != 0 {
             let bit = 63 - self.candidates.leading_zeros();
             self.candidates ^= 1 << bit;
-            match candidate_header(self.indexed.len(), bit).and_then(|i| self.indexed.get(i)) {
+            match candidate_header(self.indexed, bit) {
                 Some(h) if is_named(self.buf, h, self.want) => return Some(h),
                 _ => {}
             }
@@ -221,8 +222,14 @@ fn is_named(buf: &[u8], h: &HeaderSpan, want: &[u8]) -> bool {
     if (h.name.end - h.name.start) as usize != want.len() {
         return false;
     }
-    let name = &buf[h.name.range()];
-    same_bytes(name, want) || name.eq_ignore_ascii_case(want)
+    // The length is known to be `want`'s: one bound to check, not two.
+    match buf
+        .get(h.name.start as usize..)
+        .and_then(|b| b.get(..want.len()))
+    {
+        Some(name) => same_bytes(name, want) || name.eq_ignore_ascii_case(want),
+        None => false,
+    }
 }
 
 /// The high bit of byte `k` set where byte `k` of `lens` equals `want`,
@@ -443,7 +450,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
         while candidates != 0 {
             let bit = candidates.trailing_zeros();
             candidates &= candidates - 1;
-            match candidate_header(headers.len(), bit).and_then(|i| headers.get(i)) {
+            match candidate_header(headers, bit) {
                 Some(h) if is_named(buf, h, want) => {
                     if found.is_some() {
                         return Sole::Several;
