@@ -285,11 +285,7 @@ fn fixed_loop(spec: &str) {
 }
 
 fn main() {
-    if let Ok(spec) = std::env::var("ACORN_BENCH_LOOP") {
-        fixed_loop(&spec);
-        return;
-    }
-    let Some(started) = common::run_criterion(benches) else {
+    let Some(started) = common::fixed_loop_or_criterion(fixed_loop, benches) else {
         return;
     };
     let input = input();

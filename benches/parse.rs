@@ -14,7 +14,7 @@
 //! in short rounds, so a burst of load from a neighbour hits all of them).
 //! Targets: `acorn_raw / httparse <= 1.0`, `acorn_typed / acorn_raw <= 1.3`.
 
-use acorn::wire::{parse_datagram, ParseOptions, SessionMode};
+use acorn::wire::{parse_datagram, ParseOptions, PduRef, SessionMode};
 mod common;
 
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
@@ -101,26 +101,31 @@ fn typed(buf: &[u8], opts: &ParseOptions) -> u64 {
     // add a copy of its layout that has nothing to do with decoding.
     let parsed = parse_datagram(buf, opts);
     let pdu = parsed.as_ref().expect("parses");
-    let seq = pdu.seq().expect("Seq").unwrap_or(0);
-    // Read in place too: moving the set out of its `Result` is a copy the
+    read_seq(pdu) ^ read_need_seq(pdu) ^ read_mode(pdu)
+}
+
+#[inline]
+fn read_seq(pdu: &PduRef) -> u64 {
+    pdu.seq().expect("Seq").unwrap_or(0)
+}
+
+#[inline]
+fn read_need_seq(pdu: &PduRef) -> u64 {
+    // Read in place: moving the set out of its `Result` is a copy the
     // decode does not need.
     let need = pdu.need_seq();
-    let need = need
-        .as_ref()
-        .expect("Need-Seq")
-        .as_ref()
-        .map_or(0, |l| l.range_count() as u64);
-    let mode = pdu.request_session_mode().expect("mode");
-    seq ^ need ^ u64::from(mode == Some(SessionMode::Ordered))
+    let need = need.as_ref().expect("Need-Seq").as_ref();
+    need.map_or(0, |l| l.range_count() as u64)
+}
+
+#[inline]
+fn read_mode(pdu: &PduRef) -> u64 {
+    u64::from(pdu.request_session_mode().expect("mode") == Some(SessionMode::Ordered))
 }
 
 /// Parse, then one typed accessor (`fixed_loop` only).
 #[inline]
-fn one_accessor(
-    buf: &[u8],
-    opts: &ParseOptions,
-    read: impl Fn(&acorn::wire::PduRef) -> u64,
-) -> u64 {
+fn one_accessor(buf: &[u8], opts: &ParseOptions, read: impl Fn(&PduRef) -> u64) -> u64 {
     let parsed = parse_datagram(buf, opts);
     read(parsed.as_ref().expect("parses"))
 }
@@ -221,17 +226,11 @@ fn fixed_loop(spec: &str) {
             "acorn_raw" => raw(black_box(&case.acorn), black_box(&opts)) as u64,
             "acorn_typed" => typed(black_box(&case.acorn), black_box(&opts)),
             // One accessor at a time, to see what each adds.
-            "acorn_seq" => one_accessor(black_box(&case.acorn), black_box(&opts), |p| {
-                p.seq().expect("Seq").unwrap_or(0)
-            }),
-            "acorn_need_seq" => one_accessor(black_box(&case.acorn), black_box(&opts), |p| {
-                let need = p.need_seq();
-                let need = need.as_ref().expect("Need-Seq").as_ref();
-                need.map_or(0, |l| l.range_count() as u64)
-            }),
-            "acorn_mode" => one_accessor(black_box(&case.acorn), black_box(&opts), |p| {
-                u64::from(p.request_session_mode().expect("mode") == Some(SessionMode::Ordered))
-            }),
+            "acorn_seq" => one_accessor(black_box(&case.acorn), black_box(&opts), read_seq),
+            "acorn_need_seq" => {
+                one_accessor(black_box(&case.acorn), black_box(&opts), read_need_seq)
+            }
+            "acorn_mode" => one_accessor(black_box(&case.acorn), black_box(&opts), read_mode),
             other => panic!("unknown contender {other:?}"),
         });
     }
@@ -239,11 +238,7 @@ fn fixed_loop(spec: &str) {
 }
 
 fn main() {
-    if let Ok(spec) = std::env::var("ACORN_BENCH_LOOP") {
-        fixed_loop(&spec);
-        return;
-    }
-    let Some(started) = common::run_criterion(benches) else {
+    let Some(started) = common::fixed_loop_or_criterion(fixed_loop, benches) else {
         return;
     };
 

@@ -50,6 +50,21 @@ pub fn run_criterion(benches: fn()) -> Option<SystemTime> {
     measuring().then_some(started)
 }
 
+/// [`run_criterion`], unless `ACORN_BENCH_LOOP` asks for a fixed loop of
+/// one contender instead (for instruction counts and profiles, which need a
+/// run that does nothing else): then `fixed_loop` gets its value and there
+/// are no estimates (`None`).
+#[allow(dead_code)] // Not every benchmark has a fixed loop.
+pub fn fixed_loop_or_criterion(fixed_loop: fn(&str), benches: fn()) -> Option<SystemTime> {
+    match std::env::var("ACORN_BENCH_LOOP") {
+        Ok(spec) => {
+            fixed_loop(&spec);
+            None
+        }
+        Err(_) => run_criterion(benches),
+    }
+}
+
 /// Whether this is a real measurement run: `cargo test --benches` and
 /// `cargo bench -- --test` run each benchmark once, `--list` lists them,
 /// `--profile-time` profiles; none of them leaves estimates worth a ratio.
