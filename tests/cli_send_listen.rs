@@ -9,7 +9,9 @@ use std::thread;
 use std::time::Duration;
 
 mod cli_support;
+mod wire_support;
 use cli_support::{send, Listener, BIN};
+use wire_support::PDU_KEYS;
 
 const REG: &str = "REG /chat ACORN/1.0
 TX-ID: reg-1
@@ -82,24 +84,6 @@ fn tcp_reg_and_puts_are_acked_and_echoed() {
     session_walk("tcp");
 }
 
-/// The JSON keys of `parse --json` (and so of `send --json`).
-const SCHEMA: [&str; 14] = [
-    "kind",
-    "version",
-    "method",
-    "target",
-    "status",
-    "text",
-    "headers",
-    "body",
-    "body_base64",
-    "seq",
-    "need_seq",
-    "ignore_seq",
-    "request_session_mode",
-    "set_session_mode",
-];
-
 #[test]
 fn json_output_follows_the_parse_schema() {
     let l = Listener::start(&["udp://127.0.0.1:0", "--json"]);
@@ -112,7 +96,7 @@ fn json_output_follows_the_parse_schema() {
         .collect();
     assert_eq!(objects.len(), 2, "{}", r.stdout);
     for o in &objects {
-        for k in SCHEMA {
+        for k in PDU_KEYS {
             assert!(o.get(k).is_some(), "key {k} missing in {o}");
         }
         assert_eq!(o["kind"], "reply");
@@ -135,7 +119,7 @@ fn json_output_follows_the_parse_schema() {
         let v: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
         if let Some(d) = v.get("dir") {
             assert!(v["peer"].as_str().unwrap().starts_with("udp://127.0.0.1:"));
-            for k in SCHEMA {
+            for k in PDU_KEYS {
                 assert!(v["pdu"].get(k).is_some(), "key {k} missing in {v}");
             }
             dirs.push(d.as_str().unwrap().to_owned());

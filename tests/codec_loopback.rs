@@ -43,22 +43,36 @@ fn check(p: &Pdu, i: u64) {
     assert_eq!(p.body(), &body(i)[..], "body of PDU {i}");
 }
 
+/// A loopback TCP server that takes one connection and runs `serve` on it
+/// framed by a default `StreamCodec`, and a client socket connected to it.
+async fn one_connection<T, F>(
+    serve: impl FnOnce(Framed<TcpStream, StreamCodec>) -> F + Send + 'static,
+) -> (tokio::task::JoinHandle<T>, TcpStream)
+where
+    F: std::future::Future<Output = T> + Send,
+    T: Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        serve(Framed::new(sock, StreamCodec::default())).await
+    });
+    (server, TcpStream::connect(addr).await.unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_carries_10k_pdus_intact_and_in_order() {
     timeout(LIMIT, async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (sock, _) = listener.accept().await.unwrap();
-            let mut framed = Framed::new(sock, StreamCodec::default());
+        let (server, sock) = one_connection(|mut framed| async move {
             let mut n = 0;
             while let Some(item) = framed.next().await {
                 check(&item.unwrap(), n);
                 n += 1;
             }
             n
-        });
-        let sock = TcpStream::connect(addr).await.unwrap();
+        })
+        .await;
         let mut framed = Framed::new(sock, StreamCodec::default());
         for i in 0..N {
             // feed() flushes whenever the write buffer passes its boundary.
@@ -75,18 +89,14 @@ async fn tcp_carries_10k_pdus_intact_and_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_framing_error_ends_the_stream() {
     timeout(LIMIT, async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (sock, _) = listener.accept().await.unwrap();
-            let mut framed = Framed::new(sock, StreamCodec::default());
+        let (server, mut sock) = one_connection(|mut framed| async move {
             let first = framed.next().await.unwrap().unwrap();
             let err = framed.next().await.unwrap().unwrap_err();
             // Framed stops after a decoder error.
             let after = framed.next().await;
             (first, err, after.is_none())
-        });
-        let mut sock = TcpStream::connect(addr).await.unwrap();
+        })
+        .await;
         sock.write_all(
             b"REG / ACORN/1.0\r\n\r\nPUT / ACORN/1.0\r\nContent-Length: +5\r\n\r\nhello",
         )
@@ -105,14 +115,8 @@ async fn tcp_framing_error_ends_the_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_close_inside_a_pdu_is_reported() {
     timeout(LIMIT, async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (sock, _) = listener.accept().await.unwrap();
-            let mut framed = Framed::new(sock, StreamCodec::default());
-            framed.next().await.unwrap()
-        });
-        let mut sock = TcpStream::connect(addr).await.unwrap();
+        let (server, mut sock) =
+            one_connection(|mut framed| async move { framed.next().await.unwrap() }).await;
         sock.write_all(b"PUT / ACORN/1.0\r\nContent-Length: 10\r\n\r\nhalf")
             .await
             .unwrap();

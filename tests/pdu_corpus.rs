@@ -8,33 +8,18 @@
 //! failures are collected and reported together, so one broken case does
 //! not hide the others.
 
-use acorn::wire::{parse_datagram, IgnoreSeq, Limits, ParseError, ParseOptions, PduRef};
+mod wire_support;
+
+use acorn::wire::{parse_datagram, IgnoreSeq, ParseError, ParseOptions, PduRef};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use wire_support::{roomy, PDU_KEYS};
 
 /// Fewer cases than this means discovery broke (or the corpus was gutted).
 const MIN_CASES: usize = 100;
-
-/// The keys of `acorn-cli parse --json` for a PDU, exactly.
-const PDU_KEYS: [&str; 14] = [
-    "kind",
-    "version",
-    "method",
-    "target",
-    "status",
-    "text",
-    "headers",
-    "body",
-    "body_base64",
-    "seq",
-    "need_seq",
-    "ignore_seq",
-    "request_session_mode",
-    "set_session_mode",
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
@@ -159,23 +144,6 @@ fn read_expected_code(case: &Case) -> Result<String, String> {
         return Err(format!("{}: expected one error code", path.display()));
     }
     Ok(code.to_owned())
-}
-
-/// Strict line ends with room for what canonicalisation may add to a PDU
-/// that was just within the default limits: a `Content-Length` header (one
-/// more header, a few more head bytes) and quotes around a target with a
-/// backslash (whose escapes can double the start line).
-fn roomy() -> ParseOptions {
-    let d = Limits::default();
-    ParseOptions {
-        limits: Limits {
-            max_line_len: 2 * d.max_line_len + 2,
-            max_headers: d.max_headers + 1,
-            max_head_len: d.max_head_len + d.max_line_len + 64,
-            ..d
-        },
-        allow_bare_lf: false,
-    }
 }
 
 /// Everything that identifies a PDU's meaning, for comparing a PDU with

@@ -16,17 +16,12 @@ use proptest::sample::{select, Index};
 use std::path::Path;
 use std::sync::OnceLock;
 
-const CASES: u32 = 384;
+mod wire_support;
+use wire_support::{proptest_config, roomy};
 
-/// [`CASES`] per property, unless `PROPTEST_CASES` asks for a longer run
-/// (e.g. `PROPTEST_CASES=100000` for a soak before a release).
-fn config() -> ProptestConfig {
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = CASES;
-    }
-    config
-}
+/// Cases per property, unless `PROPTEST_CASES` asks for a longer run (e.g.
+/// `PROPTEST_CASES=100000` for a soak before a release).
+const CASES: u32 = 384;
 
 // ------------------------------------------------------------ strategies
 
@@ -425,23 +420,6 @@ fn exercise(pdu: &PduRef<'_>) -> bool {
     pdu.validate(&Limits::default()).is_ok()
 }
 
-/// Strict line ends with room for what canonicalisation may add to a PDU
-/// that was just within the default limits: a `Content-Length` header (one
-/// more header, a few more head bytes) and quotes around a target with a
-/// backslash (whose escapes can double the start line).
-fn roomy() -> ParseOptions {
-    let d = Limits::default();
-    ParseOptions {
-        limits: Limits {
-            max_line_len: 2 * d.max_line_len + 2,
-            max_headers: d.max_headers + 1,
-            max_head_len: d.max_head_len + d.max_line_len + 64,
-            ..d
-        },
-        allow_bare_lf: false,
-    }
-}
-
 /// Parse `data` strictly and leniently, and as a stream head; exercise
 /// whatever parses. A PDU that validates must have a canonical form that
 /// parses, validates, and is a fixed point (within [`roomy`] limits).
@@ -479,7 +457,7 @@ fn never_panics(data: &[u8]) -> Result<(), TestCaseError> {
 // ------------------------------------------------------------ properties
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config(CASES))]
 
     /// What the builder writes parses back to the same parts, and is
     /// already canonical.

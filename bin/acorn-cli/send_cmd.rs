@@ -579,6 +579,21 @@ impl Exchange<'_> {
         invalid(&self.dest.to_string(), bytes, e, self.args.json)
     }
 
+    /// The ACK for `reply` ([`Self::ack_for`]) in `codec`'s framing, traced
+    /// as it will go out.
+    fn encode_ack<C>(&self, codec: &mut C, reply: &Pdu) -> Result<BytesMut, Fail>
+    where
+        C: Encoder<PduBuilder>,
+        C::Error: Into<anyhow::Error>,
+    {
+        let mut out = BytesMut::new();
+        codec
+            .encode(Self::ack_for(reply)?, &mut out)
+            .map_err(Fail::io)?;
+        self.trace_bytes("> ", &out);
+        Ok(out)
+    }
+
     /// `ACORN/1.0 000 ACK` for `reply` (SPEC §4): its TX-ID, a Message-ID
     /// of our own, `Ack-Message-ID`, From/To swapped. No `Seq`: the user
     /// numbers the session by hand, and an ACK without one is taken outside
@@ -680,11 +695,7 @@ impl Exchange<'_> {
                                 Step::Enough => return Ok(Status::Ok),
                                 Step::Final(status) => {
                                     if !self.args.no_ack {
-                                        let mut out = BytesMut::new();
-                                        codec
-                                            .encode(Self::ack_for(&pdu)?, &mut out)
-                                            .map_err(Fail::io)?;
-                                        self.trace_bytes("> ", &out);
+                                        let out = self.encode_ack(&mut codec, &pdu)?;
                                         sock.send(&out)
                                             .await
                                             .with_context(|| format!("sending the ACK to {}", self.dest))?;
@@ -781,11 +792,7 @@ impl Exchange<'_> {
                         Step::Enough => break Status::Ok,
                         Step::Final(status) => {
                             if !self.args.no_ack {
-                                let mut out = BytesMut::new();
-                                codec
-                                    .encode(Self::ack_for(&pdu)?, &mut out)
-                                    .map_err(Fail::io)?;
-                                self.trace_bytes("> ", &out);
+                                let out = self.encode_ack(&mut codec, &pdu)?;
                                 write
                                     .write_all(&out)
                                     .await

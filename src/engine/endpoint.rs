@@ -1846,6 +1846,21 @@ impl Endpoint {
             }
             return;
         }
+        let Some(attempt) = self.resend_out(now, id, max) else {
+            return;
+        };
+        self.stats.timer_retransmits += 1;
+        let at = now + self.cfg.retry.interval(attempt);
+        self.set_out_deadline(id, Some(at));
+    }
+
+    /// Send outgoing transaction `id` again as its next attempt (of `max`):
+    /// `Attempt` counted up, `TS`/`Date` of this try (SPEC §6), the
+    /// session's current `Ack-Seq`, and the session's retransmission copy
+    /// kept equal to what went out. Returns the attempt number; the caller
+    /// counts it and sets the timer.
+    pub(super) fn resend_out(&mut self, now: Instant, id: u64, max: u32) -> Option<u32> {
+        let t = self.out_txs.get_mut(&id)?;
         t.attempt += 1;
         let attempt = t.attempt;
         let _ = t
@@ -1853,7 +1868,7 @@ impl Endpoint {
             .set_value(&H_ATTEMPT, Bytes::from(format!("{attempt}/{max}")));
         let (dest, session, seq) = (t.dest, t.session, t.seq);
         let mut b = t.builder.clone();
-        self.restamp(now, &mut b); // TS/Date of this try (SPEC §6)
+        self.restamp(now, &mut b);
         if let (Some(sid), Some(seq)) = (session, seq) {
             if let Some(s) = self.sessions.get_mut(&sid) {
                 if let Some(a) = s.ack_floor() {
@@ -1864,10 +1879,8 @@ impl Endpoint {
                 }
             }
         }
-        self.stats.timer_retransmits += 1;
         self.push(dest, b.to_bytes());
-        let at = now + self.cfg.retry.interval(attempt);
-        self.set_out_deadline(id, Some(at));
+        Some(attempt)
     }
 
     fn in_timer(&mut self, now: Instant, id: u64) {

@@ -18,6 +18,23 @@ use tracing::{debug, info_span, warn, Instrument};
 
 type Reply<T> = oneshot::Sender<Result<T, RuntimeError>>;
 
+/// A command the engine took is answered when its outcome comes (`reply`
+/// waits under the engine's key for it); one it refused is answered now.
+fn park<K: std::hash::Hash + Eq, T>(
+    waiting: &mut HashMap<K, Reply<T>>,
+    started: Result<K, RuntimeError>,
+    reply: Reply<T>,
+) {
+    match started {
+        Ok(key) => {
+            waiting.insert(key, reply);
+        }
+        Err(e) => {
+            let _ = reply.send(Err(e));
+        }
+    }
+}
+
 /// PDUs queued to one TCP connection; past it a PDU is dropped and left to
 /// the engine's retransmission (the connection stays).
 const CONN_QUEUE: usize = 4096;
@@ -383,49 +400,36 @@ impl Driver {
     async fn command(&mut self, cmd: Cmd) {
         let now = Instant::now();
         match cmd {
-            Cmd::Request { dest, pdu, reply } => match self.route(dest).await {
-                Ok(addr) => match self.endpoint.request(now, addr, pdu) {
-                    Ok(id) => {
-                        self.waiting_req.insert(id, reply);
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e.into()));
-                    }
-                },
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
+            Cmd::Request { dest, pdu, reply } => {
+                let started = match self.route(dest).await {
+                    Ok(addr) => self.endpoint.request(now, addr, pdu).map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                park(&mut self.waiting_req, started, reply);
+            }
             Cmd::Open {
                 dest,
                 target,
                 mode,
                 reply,
-            } => match self.route(dest).await {
-                Ok(addr) => match self.endpoint.open_session(now, addr, &target, mode) {
-                    Ok(h) => {
-                        self.waiting_open.insert(h, reply);
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e.into()));
-                    }
-                },
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
+            } => {
+                let started = match self.route(dest).await {
+                    Ok(addr) => self
+                        .endpoint
+                        .open_session(now, addr, &target, mode)
+                        .map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                park(&mut self.waiting_open, started, reply);
+            }
             Cmd::Send {
                 session,
                 pdu,
                 reply,
-            } => match self.endpoint.send(now, session, pdu) {
-                Ok(id) => {
-                    self.waiting_req.insert(id, reply);
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                }
-            },
+            } => {
+                let started = self.endpoint.send(now, session, pdu).map_err(Into::into);
+                park(&mut self.waiting_req, started, reply);
+            }
             Cmd::Respond { id, pdu } => {
                 if let Err(e) = self.endpoint.respond(now, id, pdu) {
                     debug!(?id, error = %e, "response not sent");
@@ -443,14 +447,12 @@ impl Driver {
                 }
             },
             Cmd::Resume { session, reply } => {
-                match self.endpoint.resume_session(now, session, None) {
-                    Ok(()) => {
-                        self.waiting_resume.insert(session, reply);
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e.into()));
-                    }
-                }
+                let started = self.endpoint.resume_session(now, session, None);
+                park(
+                    &mut self.waiting_resume,
+                    started.map(|()| session).map_err(Into::into),
+                    reply,
+                );
             }
             Cmd::Stats { reply } => {
                 let _ = reply.send(Ok(self.endpoint.stats()));

@@ -98,8 +98,7 @@ pub struct Layout {
     /// accessor looks a name up, and a PDU is read through several of them:
     /// comparing the wanted length with all eight bytes at once finds the
     /// few headers worth comparing by name, instead of visiting each
-    /// header's span per lookup.
-    /// One word rather than an array: byte stores read back as a word
+    /// header's span per lookup. One word rather than an array: byte stores read back as a word
     /// would stall the load.
     pub(crate) name_lens: u64,
 }

@@ -548,27 +548,11 @@ impl Endpoint {
         if t.attempt + 1 >= max {
             return;
         }
-        t.attempt += 1;
-        let attempt = t.attempt;
-        let _ = t
-            .builder
-            .set_value(&H_ATTEMPT, Bytes::from(format!("{attempt}/{max}")));
-        let (dest, session, seq) = (t.dest, t.session, t.seq);
-        let mut b = t.builder.clone();
-        self.restamp(now, &mut b);
-        if let (Some(sid), Some(seq)) = (session, seq) {
-            if let Some(s) = self.sessions.get_mut(&sid) {
-                if let Some(a) = s.ack_floor() {
-                    b.set_number(&H_ACK_SEQ, a);
-                }
-                if let Some(sent) = s.retx.get_mut(&seq) {
-                    sent.builder = b.clone();
-                }
-            }
-        }
+        let Some(attempt) = self.resend_out(now, seg, max) else {
+            return;
+        };
         trace!(request = parent, segment = seg, attempt, "fast retransmit");
         self.stats.fast_retransmits += 1;
-        self.push(dest, b.to_bytes());
         let policy = self.cfg.retry.interval(attempt);
         let timer = self.transfers.out.get(&parent).map_or(policy, |t| {
             t.rtt.first_timer(self.cfg.segments.min_rto, policy / 2) * 2
