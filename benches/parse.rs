@@ -162,7 +162,26 @@ type Times = [f64; 3];
 /// what a call costs; the median shows how much the load moved things.
 fn interleaved(case: &Case, rounds: usize, iters: u32) -> (Times, Times) {
     let opts = ParseOptions::default();
-    let mut samples: [Vec<f64>; 3] = Default::default();
+    let (best, median) = interleaved_calls(
+        rounds,
+        iters,
+        &[
+            &|| httparse_head(black_box(case)).unwrap_or(0) as u64,
+            &|| raw(black_box(&case.acorn), black_box(&opts)) as u64,
+            &|| typed(black_box(&case.acorn), black_box(&opts)),
+        ],
+    );
+    ([0, 1, 2].map(|i| best[i]), [0, 1, 2].map(|i| median[i]))
+}
+
+/// [`interleaved`] over any calls: per call, the best and the median round
+/// in nanoseconds per call.
+fn interleaved_calls(
+    rounds: usize,
+    iters: u32,
+    calls: &[&dyn Fn() -> u64],
+) -> (Vec<f64>, Vec<f64>) {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); calls.len()];
     let time = |f: &dyn Fn() -> u64| {
         let t = Instant::now();
         let mut acc = 0u64;
@@ -173,18 +192,16 @@ fn interleaved(case: &Case, rounds: usize, iters: u32) -> (Times, Times) {
         t.elapsed().as_nanos() as f64 / f64::from(iters)
     };
     for _ in 0..rounds {
-        samples[0].push(time(&|| httparse_head(black_box(case)).unwrap_or(0) as u64));
-        samples[1].push(time(&|| {
-            raw(black_box(&case.acorn), black_box(&opts)) as u64
-        }));
-        samples[2].push(time(&|| typed(black_box(&case.acorn), black_box(&opts))));
+        for (s, f) in samples.iter_mut().zip(calls) {
+            s.push(time(*f));
+        }
     }
     for s in &mut samples {
         s.sort_by(f64::total_cmp);
     }
     (
-        [0, 1, 2].map(|i| samples[i][0]),
-        [0, 1, 2].map(|i| samples[i][samples[i].len() / 2]),
+        samples.iter().map(|s| s[0]).collect(),
+        samples.iter().map(|s| s[s.len() / 2]).collect(),
     )
 }
 
@@ -208,7 +225,11 @@ fn print_ratios(source: &str, name: &str, t: &Times) {
 /// do not depend on the neighbours' load:
 /// `valgrind --tool=callgrind <bench binary>` once with 1 and once with
 /// 100001 iterations; the difference divided by 100000 is the cost of one call.
+/// `ACORN_BENCH_LOOP=rounds/<n>` runs [`rounds_only`] instead.
 fn fixed_loop(spec: &str) {
+    if let Some(rounds) = spec.strip_prefix("rounds/") {
+        return rounds_only(rounds.parse().expect("round count"));
+    }
     let mut parts = spec.split('/');
     let (Some(case), Some(who), Some(n)) = (parts.next(), parts.next(), parts.next()) else {
         panic!("ACORN_BENCH_LOOP=<case>/<contender>/<iterations>, got {spec:?}");
@@ -235,6 +256,50 @@ fn fixed_loop(spec: &str) {
         });
     }
     println!("{acc}");
+}
+
+/// `ACORN_BENCH_LOOP=rounds/<n>`: only the interleaved rounds, `n` of
+/// them per case: a quick look at the ratios while changing the parser,
+/// steadier than timing whole processes and much shorter than criterion.
+fn rounds_only(rounds: usize) {
+    let opts = ParseOptions::default();
+    for case in cases() {
+        let (acorn, opts) = (&case.acorn, &opts);
+        let calls: [(&str, &dyn Fn() -> u64); 5] = [
+            ("acorn_raw", &|| {
+                raw(black_box(acorn), black_box(opts)) as u64
+            }),
+            ("acorn_seq", &|| {
+                one_accessor(black_box(acorn), black_box(opts), read_seq)
+            }),
+            ("acorn_need_seq", &|| {
+                one_accessor(black_box(acorn), black_box(opts), read_need_seq)
+            }),
+            ("acorn_mode", &|| {
+                one_accessor(black_box(acorn), black_box(opts), read_mode)
+            }),
+            ("acorn_typed", &|| typed(black_box(acorn), black_box(opts))),
+        ];
+        let fns: Vec<&dyn Fn() -> u64> = calls.iter().map(|c| c.1).collect();
+        interleaved_calls(50, 2_000, &fns);
+        let (best, median) = interleaved_calls(rounds, 2_000, &fns);
+        let line = |label: &str, t: &[f64]| {
+            let parts: Vec<String> = calls
+                .iter()
+                .zip(t)
+                .skip(1)
+                .map(|(c, x)| format!("{} +{:.1} %", c.0, (x / t[0] - 1.0) * 100.0))
+                .collect();
+            println!(
+                "{label:<13} {:<8} acorn_raw {:>6.1} ns  {}",
+                case.name,
+                t[0],
+                parts.join("  ")
+            );
+        };
+        line("best round", &best);
+        line("median round", &median);
+    }
 }
 
 fn main() {
