@@ -221,11 +221,10 @@ fn is_named(buf: &[u8], h: &HeaderSpan, want: &[u8]) -> bool {
     if (h.name.end - h.name.start) as usize != want.len() {
         return false;
     }
-    // The length is known to be `want`'s: one bound to check, not two.
-    match buf
-        .get(h.name.start as usize..)
-        .and_then(|b| b.get(..want.len()))
-    {
+    // The length is known to be `want`'s, and a `u32` start plus it cannot
+    // overflow: one bound to check.
+    let start = h.name.start as usize;
+    match buf.get(start..start + want.len()) {
         Some(name) => same_bytes(name, want) || name.eq_ignore_ascii_case(want),
         None => false,
     }
@@ -447,6 +446,16 @@ impl<B: AsRef<[u8]>> PduView<B> {
         }
         let (buf, want) = (self.buf.as_ref(), name.as_bytes());
         let mut candidates = equal_byte_candidates(self.layout.name_lens, want.len() as u8);
+        if candidates == 0 {
+            return Sole::Absent;
+        }
+        // The usual case: one header of that length, and it is the one.
+        if candidates & (candidates - 1) == 0 {
+            return match candidate_header(headers, candidates.trailing_zeros()) {
+                Some(h) if is_named(buf, h, want) => Sole::One(self.value_at(h)),
+                _ => Sole::Absent,
+            };
+        }
         let mut found = None;
         while candidates != 0 {
             let bit = candidates.trailing_zeros();
