@@ -868,11 +868,13 @@ pub(crate) fn seq_list_fast(v: &[u8], max_items: usize, out: &mut SeqList) -> bo
             return false;
         };
         i = next;
-        if a < lo {
+        // Apart from the range so far (`hi < a`, so `hi + 1` cannot
+        // overflow): touching it extends it, else that one is finished.
+        if a <= hi {
             return false;
         }
-        if a <= hi.saturating_add(1) {
-            hi = hi.max(b);
+        if a == hi + 1 {
+            hi = b;
         } else {
             out.push_sorted(lo, hi);
             (lo, hi) = (a, b);
