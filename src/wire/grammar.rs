@@ -751,10 +751,20 @@ pub(crate) fn digits19(v: &[u8], mut p: usize) -> Option<(u64, usize)> {
 /// the same number or the exact error.
 #[inline(always)]
 pub(crate) fn dec_u64_fast(v: &[u8]) -> Option<u64> {
-    match digits19(v, 0) {
-        Some((n, end)) if end == v.len() => Some(n),
-        _ => None,
+    // The length is known, so the loop runs over it and has no exit of its
+    // own for the first byte that is not a digit.
+    if !(1..=19).contains(&v.len()) {
+        return None;
     }
+    let mut n = 0u64;
+    for &b in v {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+    }
+    Some(n)
 }
 
 /// Fast path of [`seq_item`] (same ABNF rule `seq-item`) at `p`: numbers
@@ -1294,6 +1304,13 @@ mod tests {
         #[test]
         fn dec_u64_fast_path_agrees(v in fragments(SEQ)) {
             prop_assert_eq!(dec_u64(&v), dec_u64_checked(&v));
+            // The whole-value fast path: the same number, and it only
+            // declines what is not 1 to 19 digits.
+            let digits = (1..=19).contains(&v.len()) && v.iter().all(u8::is_ascii_digit);
+            match dec_u64_fast(&v) {
+                Some(n) => prop_assert_eq!(dec_u64(&v), Ok((&v[v.len()..], n))),
+                None => prop_assert!(!digits),
+            }
         }
 
         #[test]
