@@ -280,6 +280,26 @@ fn rounds_only(rounds: usize) {
             }),
             ("acorn_typed", &|| typed(black_box(acorn), black_box(opts))),
         ];
+        // The accessors alone, on a PDU parsed once: what decoding costs
+        // without the parse around it.
+        let pre = parse_datagram(acorn, opts).expect("parses");
+        let decode_only: [(&str, &dyn Fn() -> u64); 4] = [
+            ("Seq", &|| read_seq(black_box(&pre))),
+            ("Need-Seq", &|| read_need_seq(black_box(&pre))),
+            ("mode", &|| read_mode(black_box(&pre))),
+            ("all three", &|| {
+                let p = black_box(&pre);
+                read_seq(p) ^ read_need_seq(p) ^ read_mode(p)
+            }),
+        ];
+        let fns: Vec<&dyn Fn() -> u64> = decode_only.iter().map(|c| c.1).collect();
+        let (_, median) = interleaved_calls(rounds, 2_000, &fns);
+        let parts: Vec<String> = decode_only
+            .iter()
+            .zip(&median)
+            .map(|(c, t)| format!("{} {t:.1} ns", c.0))
+            .collect();
+        println!("decode only   {:<8} {}", case.name, parts.join("  "));
         let fns: Vec<&dyn Fn() -> u64> = calls.iter().map(|c| c.1).collect();
         interleaved_calls(50, 2_000, &fns);
         let (best, median) = interleaved_calls(rounds, 2_000, &fns);

@@ -180,6 +180,29 @@ fn twenty_digit_seq_is_out_of_range_and_nineteen_is_not() {
     }
 }
 
+/// One ascending header with one range more, one range fewer and exactly
+/// as many ranges as the set holds inline: the fast path collects up to
+/// that many before building the set, and reads a longer list again
+/// straight into it. Adjacent items merge on the way.
+#[test]
+fn need_seq_around_the_inline_ranges() {
+    for ranges in 1..=7u64 {
+        // Range k is 10k..10k+2, written as "10k..10k+1,10k+2" so that
+        // every range also merges an adjacent item.
+        let items: Vec<(u64, u64)> = (1..=ranges)
+            .flat_map(|k| [(10 * k, 10 * k + 1), (10 * k + 2, 10 * k + 2)])
+            .collect();
+        for spaced in [false, true] {
+            let value = list_value(&items, spaced, false);
+            let bytes = pdu(&[("Need-Seq".to_owned(), value.clone())]);
+            let parsed = parse_datagram(&bytes, &ParseOptions::default()).expect("parses");
+            let got = parsed.need_seq().expect(&value).expect("present");
+            assert_eq!(got.range_count() as u64, ranges, "{value}");
+            assert_eq!(got, SeqList::from_ranges(items.iter().copied()), "{value}");
+        }
+    }
+}
+
 // ------------------------------------------------------------ lookup by name
 //
 // Header lookup by name against a model (ASCII case-insensitive filter in

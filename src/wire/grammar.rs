@@ -7,7 +7,7 @@
 //! absolute offset without anything being allocated.
 
 use super::error::{ErrorKind, ParseError};
-use super::seqlist::SeqList;
+use super::seqlist::RangeSink;
 use nom::bytes::complete::{tag, tag_no_case, take_while, take_while1};
 
 /// A rule's failure before it is placed in the whole input.
@@ -837,25 +837,37 @@ pub(crate) fn seq_list(
     result
 }
 
+/// How [`seq_list_fast`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FastList {
+    /// Every range is in the sink; this many.
+    Done(usize),
+    /// The sink had no room for a range: parse again into a bigger one.
+    Full,
+    /// Not a list the fast path takes: run [`seq_list`].
+    No,
+}
+
 /// Fast path of [`seq_list`] (same ABNF rule `seq-list`) for one list as
-/// peers write it: items in ascending order, numbers of at most 19 digits,
-/// at most `max_items` items (known from the length alone). One pass over
-/// the bytes, the range being
+/// peers write it: items ascending and apart (each starts after the range
+/// before it ends), numbers of at most 19 digits, at most `max_items` items
+/// (known from the length alone). One pass over the bytes, the range being
 /// built kept in registers, each finished one appended to `out` (empty on
-/// entry) where the caller will return it: building the set elsewhere and
-/// moving it costs more than parsing it. `false`: run [`seq_list`], which
-/// gives the same set or the exact error (`out` is then left partial).
+/// entry). On [`FastList::No`], [`seq_list`] gives the same set or the
+/// exact error; on [`FastList::Full`], a sink with more room does (`out` is
+/// then left partial either way).
 #[inline(always)]
-pub(crate) fn seq_list_fast(v: &[u8], max_items: usize, out: &mut SeqList) -> bool {
+pub(crate) fn seq_list_fast(v: &[u8], max_items: usize, out: &mut impl RangeSink) -> FastList {
     // n items take at least 2n - 1 bytes, so a value of at most
     // 2 * max_items bytes cannot hold more than max_items: no count needed.
     // A longer one (rare) is left to the general path, which counts.
     if v.len() > max_items.saturating_mul(2) {
-        return false;
+        return FastList::No;
     }
     let Some((mut lo, mut hi, mut i)) = seq_item_fast(v, 0) else {
-        return false;
+        return FastList::No;
     };
+    let mut n = 0;
     loop {
         // OWS "," OWS, or the end.
         match v.get(i) {
@@ -866,32 +878,38 @@ pub(crate) fn seq_list_fast(v: &[u8], max_items: usize, out: &mut SeqList) -> bo
                 match v.get(i) {
                     None => break,
                     Some(b',') => i += 1,
-                    Some(_) => return false,
+                    Some(_) => return FastList::No,
                 }
             }
-            Some(_) => return false,
+            Some(_) => return FastList::No,
         }
         if let Some(b' ' | b'\t') = v.get(i) {
             i = skip_ows(v, i);
         }
         let Some((a, b, next)) = seq_item_fast(v, i) else {
-            return false;
+            return FastList::No;
         };
         i = next;
         // Apart from the range so far (`hi < a`, so `hi + 1` cannot
         // overflow): touching it extends it, else that one is finished.
         if a <= hi {
-            return false;
+            return FastList::No;
         }
         if a == hi + 1 {
             hi = b;
         } else {
-            out.push_sorted(lo, hi);
+            if !out.append(n, lo, hi) {
+                return FastList::Full;
+            }
+            n += 1;
             (lo, hi) = (a, b);
         }
     }
-    out.push_sorted(lo, hi);
-    true
+    if out.append(n, lo, hi) {
+        FastList::Done(n + 1)
+    } else {
+        FastList::Full
+    }
 }
 
 pub(crate) fn unwrap_fail(e: nom::Err<Fail>) -> Fail {

@@ -17,18 +17,6 @@ impl SeqList {
     /// Ranges held without a heap allocation.
     pub(crate) const INLINE: usize = 4;
 
-    /// Append `first..=last`, which starts after the last range held and
-    /// does not touch it (as the items of a sorted list, merged, do).
-    #[inline(always)]
-    pub(crate) fn push_sorted(&mut self, first: u64, last: u64) {
-        debug_assert!(first <= last);
-        debug_assert!(self
-            .ranges
-            .last()
-            .is_none_or(|r| r.1.saturating_add(1) < first));
-        self.ranges.push((first, last));
-    }
-
     /// The empty set.
     #[inline]
     pub fn new() -> Self {
@@ -162,6 +150,63 @@ impl SeqList {
     pub fn truncated(&self, n: usize) -> SeqList {
         SeqList {
             ranges: self.ranges.iter().copied().take(n).collect(),
+        }
+    }
+}
+
+/// Where the seq-list fast path ([`super::grammar::seq_list_fast`]) puts
+/// each finished range: sorted, each after the one before and not touching
+/// it (as the items of an ascending list, merged, are).
+pub(crate) trait RangeSink {
+    /// Append `first..=last` as range number `at` (0 for the first);
+    /// `false` when there is no room for it. The caller counts, so the
+    /// count stays in a register while the list is read.
+    fn append(&mut self, at: usize, first: u64, last: u64) -> bool;
+}
+
+impl RangeSink for SeqList {
+    #[inline(always)]
+    fn append(&mut self, at: usize, first: u64, last: u64) -> bool {
+        debug_assert_eq!(at, self.ranges.len());
+        debug_assert!(first <= last);
+        debug_assert!(self
+            .ranges
+            .last()
+            .is_none_or(|r| r.1.saturating_add(1) < first));
+        self.ranges.push((first, last));
+        true
+    }
+}
+
+/// Up to [`SeqList::INLINE`] ranges in a plain array: what a `Need-Seq`
+/// usually holds, collected before the set is built from them in one step
+/// ([`InlineRanges::into_list`]). Appending to the set itself costs more:
+/// `SmallVec::push` checks for spilling on every call, and its growth path
+/// takes the set's address, which keeps the compiler from building the set
+/// where the accessor returns it, so the whole set is copied right after
+/// being written (a copy that waits for those writes to land).
+#[derive(Default)]
+pub(crate) struct InlineRanges([(u64, u64); SeqList::INLINE]);
+
+impl RangeSink for InlineRanges {
+    #[inline(always)]
+    fn append(&mut self, at: usize, first: u64, last: u64) -> bool {
+        match self.0.get_mut(at) {
+            Some(slot) => {
+                *slot = (first, last);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl InlineRanges {
+    /// The set of the first `len` ranges appended.
+    #[inline(always)]
+    pub(crate) fn into_list(self, len: usize) -> SeqList {
+        SeqList {
+            ranges: SmallVec::from_buf_and_len(self.0, len),
         }
     }
 }

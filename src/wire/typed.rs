@@ -6,10 +6,10 @@
 //! repeat the same value ([`ErrorKind::ConflictingValues`] otherwise).
 
 use super::error::{ErrorKind, Field, ParseError};
-use super::grammar::{self, Fail};
+use super::grammar::{self, Fail, FastList};
 use super::limits::Limits;
 use super::pdu::{PduView, Sole, ValueRef};
-use super::seqlist::SeqList;
+use super::seqlist::{InlineRanges, SeqList};
 use smallvec::SmallVec;
 use std::fmt;
 use std::time::Duration;
@@ -373,12 +373,20 @@ impl<B: AsRef<[u8]>> PduView<B> {
         match self.sole(name) {
             Sole::Absent => Ok(None),
             Sole::One(v) => {
-                // Built where it is returned from (see `seq_list_fast`).
-                let mut out = Ok(Some(SeqList::new()));
-                if let Ok(Some(list)) = &mut out {
-                    if grammar::seq_list_fast(v.value, max_items, list) {
-                        return out;
+                // Up to four ranges in an array first (see `InlineRanges`);
+                // a longer list is read again straight into the set.
+                let mut small = InlineRanges::default();
+                match grammar::seq_list_fast(v.value, max_items, &mut small) {
+                    FastList::Done(n) => return Ok(Some(small.into_list(n))),
+                    FastList::Full => {
+                        let mut list = SeqList::new();
+                        if let FastList::Done(_) =
+                            grammar::seq_list_fast(v.value, max_items, &mut list)
+                        {
+                            return Ok(Some(list));
+                        }
                     }
+                    FastList::No => {}
                 }
                 self.seq_list_each(name, field, max_items)
             }
