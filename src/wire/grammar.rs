@@ -773,8 +773,11 @@ pub(crate) fn dec_u64_fast(v: &[u8]) -> Option<u64> {
 #[inline(always)]
 fn seq_item_fast(v: &[u8], p: usize) -> Option<(u64, u64, usize)> {
     let (a, p) = digits19(v, p)?;
-    if v.get(p..p + 2) != Some(b"..") {
+    if v.get(p) != Some(&b'.') {
         return Some((a, a, p));
+    }
+    if v.get(p + 1) != Some(&b'.') {
+        return None;
     }
     let (b, p) = digits19(v, p + 2)?;
     (a <= b).then_some((a, b, p))
@@ -869,21 +872,20 @@ pub(crate) fn seq_list_fast(v: &[u8], max_items: usize, out: &mut impl RangeSink
     };
     let mut n = 0;
     loop {
-        // OWS "," OWS, or the end.
-        match v.get(i) {
-            None => break,
-            Some(b',') => i += 1,
-            Some(b' ' | b'\t') => {
-                i = skip_ows(v, i);
-                match v.get(i) {
-                    None => break,
-                    Some(b',') => i += 1,
-                    Some(_) => return FastList::No,
-                }
+        // OWS "," OWS, or the end; a comma right after the item first.
+        if v.get(i) == Some(&b',') {
+            i += 1;
+        } else {
+            i = skip_ows(v, i);
+            match v.get(i) {
+                None => break,
+                Some(b',') => i += 1,
+                Some(_) => return FastList::No,
             }
-            Some(_) => return FastList::No,
         }
-        if let Some(b' ' | b'\t') = v.get(i) {
+        // One compare rules out OWS before a digit (both OWS bytes are at
+        // or below a space; `skip_ows` then takes exactly those).
+        if v.get(i).is_some_and(|&b| b <= b' ') {
             i = skip_ows(v, i);
         }
         let Some((a, b, next)) = seq_item_fast(v, i) else {
