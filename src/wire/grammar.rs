@@ -736,11 +736,13 @@ pub(crate) fn digits19(v: &[u8], mut p: usize) -> Option<(u64, usize)> {
     let start = p;
     let mut n = 0u64;
     while let Some(&b) = v.get(p) {
-        let d = b.wrapping_sub(b'0');
+        // Widened before the subtraction: the digit is then already the
+        // 64-bit value that is added.
+        let d = u64::from(b).wrapping_sub(u64::from(b'0'));
         if d > 9 {
             break;
         }
-        n = n.wrapping_mul(10).wrapping_add(u64::from(d));
+        n = n.wrapping_mul(10).wrapping_add(d);
         p += 1;
     }
     (1..=19).contains(&(p - start)).then_some((n, p))
@@ -758,11 +760,11 @@ pub(crate) fn dec_u64_fast(v: &[u8]) -> Option<u64> {
     }
     let mut n = 0u64;
     for &b in v {
-        let d = b.wrapping_sub(b'0');
+        let d = u64::from(b).wrapping_sub(u64::from(b'0'));
         if d > 9 {
             return None;
         }
-        n = n * 10 + u64::from(d);
+        n = n * 10 + d;
     }
     Some(n)
 }
