@@ -230,6 +230,31 @@ fn is_named(buf: &[u8], h: &HeaderSpan, want: &[u8]) -> bool {
     }
 }
 
+/// Whether the header whose name starts at `start` is exactly `want` (same
+/// case): its bytes and the colon that always ends a parsed name, compared
+/// in one go. The colon stands in for the name's length, so the span need
+/// not be read; `false` also for other letter cases, which
+/// [`is_named`] then accepts.
+#[inline(always)]
+fn is_exactly_named(buf: &[u8], start: usize, want: &[u8]) -> bool {
+    let n = want.len();
+    let Some(got) = buf.get(start..start + n + 1) else {
+        return false;
+    };
+    if n < 8 {
+        // Name and colon in one word (the name is a constant at every
+        // call, so `expect` is one too).
+        let mut word = [0u8; 8];
+        word[..=n].copy_from_slice(got);
+        let mut expect = [0u8; 8];
+        expect[..n].copy_from_slice(want);
+        expect[n] = b':';
+        u64::from_le_bytes(word) == u64::from_le_bytes(expect)
+    } else {
+        got[n] == b':' && same_bytes(&got[..n], want)
+    }
+}
+
 /// The high bit of byte `k` set exactly where byte `k` of `lens` equals
 /// `want`. A byte of `x = lens ^ want` (spread) is zero where they are
 /// equal; adding 0x7f to its low seven bits carries into the high bit
@@ -452,7 +477,12 @@ impl<B: AsRef<[u8]>> PduView<B> {
         // The usual case: one header of that length, and it is the one.
         if candidates & (candidates - 1) == 0 {
             return match candidate_header(headers, candidates.trailing_zeros()) {
-                Some(h) if is_named(buf, h, want) => Sole::One(self.value_at(h)),
+                Some(h)
+                    if is_exactly_named(buf, h.name.start as usize, want)
+                        || is_named(buf, h, want) =>
+                {
+                    Sole::One(self.value_at(h))
+                }
                 _ => Sole::Absent,
             };
         }
@@ -540,7 +570,7 @@ impl Pdu {
 
 #[cfg(test)]
 mod tests {
-    use super::{equal_byte_candidates, same_bytes, INDEXED_HEADERS};
+    use super::{equal_byte_candidates, is_exactly_named, same_bytes, INDEXED_HEADERS};
 
     #[test]
     fn equal_byte_candidates_flag_exactly_the_matching_bytes() {
@@ -560,6 +590,42 @@ mod tests {
                     assert_eq!(flagged, l == want, "{want} against {l} at {i} from {start}");
                 }
                 assert_eq!(got & !(u64::MAX / 0xff * 0x80), 0, "only high bits");
+            }
+        }
+    }
+
+    #[test]
+    fn exactly_named_is_the_name_then_its_colon() {
+        for want in [
+            "",
+            "A",
+            "To",
+            "Seq",
+            "Date",
+            "TX-ID",
+            "Need-Seq",
+            "Request-Session-Mode",
+        ] {
+            let w = want.as_bytes();
+            let lower = want.to_ascii_lowercase();
+            let longer = format!("{want}X:");
+            for (line, expect) in [
+                (format!("{want}: 1"), true),
+                (format!("{want}:"), true),
+                (format!("{lower}: 1"), want == lower),
+                (longer.clone(), false),
+                (want.to_owned(), false),
+            ] {
+                // At the start and after other bytes, so the name does not
+                // start at 0.
+                for pad in ["", "xyz\r\n"] {
+                    let buf = format!("{pad}{line}");
+                    assert_eq!(
+                        is_exactly_named(buf.as_bytes(), pad.len(), w),
+                        expect,
+                        "{want:?} in {buf:?}"
+                    );
+                }
             }
         }
     }
