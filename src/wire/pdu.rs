@@ -470,7 +470,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
             return self.sole_walk(name);
         }
         let (buf, want) = (self.buf.as_ref(), name.as_bytes());
-        let mut candidates = equal_byte_candidates(self.layout.name_lens, want.len() as u8);
+        let candidates = equal_byte_candidates(self.layout.name_lens, want.len() as u8);
         if candidates == 0 {
             return Sole::Absent;
         }
@@ -486,6 +486,16 @@ impl<B: AsRef<[u8]>> PduView<B> {
                 _ => Sole::Absent,
             };
         }
+        self.sole_of(name, candidates)
+    }
+
+    /// [`PduView::sole`] when several indexed headers have the wanted
+    /// name's length: each compared in turn. Out of line, so that the usual
+    /// lookup stays small wherever it is inlined.
+    #[inline(never)]
+    fn sole_of(&self, name: &str, mut candidates: u64) -> Sole<'_> {
+        let (buf, want) = (self.buf.as_ref(), name.as_bytes());
+        let headers: &[HeaderSpan] = &self.layout.headers;
         let mut found = None;
         while candidates != 0 {
             let bit = candidates.trailing_zeros();

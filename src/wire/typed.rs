@@ -373,24 +373,33 @@ impl<B: AsRef<[u8]>> PduView<B> {
         match self.sole(name) {
             Sole::Absent => Ok(None),
             Sole::One(v) => {
-                // Up to four ranges in an array first (see `InlineRanges`);
-                // a longer list is read again straight into the set.
+                // Up to four ranges in an array first (see `InlineRanges`).
                 let mut small = InlineRanges::default();
                 match grammar::seq_list_fast(v.value, max_items, &mut small) {
-                    FastList::Done(n) => return Ok(Some(small.into_list(n))),
-                    FastList::Full => {
-                        let mut list = SeqList::new();
-                        if let FastList::Done(_) =
-                            grammar::seq_list_fast(v.value, max_items, &mut list)
-                        {
-                            return Ok(Some(list));
-                        }
-                    }
-                    FastList::No => {}
+                    FastList::Done(n) => Ok(Some(small.into_list(n))),
+                    FastList::Full => self.long_seq_list(v.value, name, field, max_items),
+                    FastList::No => self.seq_list_each(name, field, max_items),
                 }
-                self.seq_list_each(name, field, max_items)
             }
             Sole::Several => self.seq_list_each(name, field, max_items),
+        }
+    }
+
+    /// [`PduView::seq_list_field`] for one header with more ranges than
+    /// [`InlineRanges`] holds: read again straight into the set. Out of
+    /// line, so that the usual accessor stays small where it is inlined.
+    #[inline(never)]
+    fn long_seq_list(
+        &self,
+        v: &[u8],
+        name: &str,
+        field: Field,
+        max_items: usize,
+    ) -> Result<Option<SeqList>, ParseError> {
+        let mut list = SeqList::new();
+        match grammar::seq_list_fast(v, max_items, &mut list) {
+            FastList::Done(_) => Ok(Some(list)),
+            FastList::Full | FastList::No => self.seq_list_each(name, field, max_items),
         }
     }
 
