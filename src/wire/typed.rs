@@ -292,6 +292,27 @@ impl<B: AsRef<[u8]>> PduView<B> {
         }
     }
 
+    /// [`PduView::single`] for values whose decoder refuses a leading quote
+    /// (numbers, modes), so no separate test for one: a value it does not
+    /// take, quoted or wrong, goes to [`PduView::single_each`], which reads
+    /// quoted values and gives every error.
+    #[inline(always)]
+    fn single_plain<'s, T: PartialEq>(
+        &'s self,
+        name: &str,
+        field: Field,
+        decode: impl Fn(&'s [u8]) -> Result<T, Fail>,
+    ) -> Result<Option<T>, ParseError> {
+        match self.sole(name) {
+            Sole::Absent => Ok(None),
+            Sole::One(v) => match decode(v.value) {
+                Ok(t) => Ok(Some(t)),
+                Err(_) => self.single_each(name, field, &decode),
+            },
+            Sole::Several => self.single_each(name, field, &decode),
+        }
+    }
+
     /// [`PduView::single`] header by header: quoted values read from their
     /// content, repeats compared with the first.
     #[inline(never)]
@@ -321,7 +342,8 @@ impl<B: AsRef<[u8]>> PduView<B> {
     }
 
     fn number(&self, name: &str, field: Field) -> Result<Option<u64>, ParseError> {
-        self.single(name, field, |v| match grammar::dec_u64_fast(v) {
+        // A quote is not a digit: the plain lookup suffices.
+        self.single_plain(name, field, |v| match grammar::dec_u64_fast(v) {
             Some(n) => Ok(n),
             None => whole(grammar::dec_u64(v), "decimal digits only"),
         })
@@ -348,7 +370,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
     }
 
     fn mode_field(&self, name: &str, field: Field) -> Result<Option<SessionMode>, ParseError> {
-        self.single(name, field, |v| {
+        self.single_plain(name, field, |v| {
             whole(grammar::session_mode(v), "\"ordered\" or \"unordered\"").map(|o| {
                 if o {
                     SessionMode::Ordered
