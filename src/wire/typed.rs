@@ -272,9 +272,10 @@ fn typed_content(v: ValueRef<'_>, field: Field) -> Result<ValueRef<'_>, ParseErr
 impl<B: AsRef<[u8]>> PduView<B> {
     /// Decode every header called `name` with `decode`; they must agree.
     ///
-    /// The usual case, one header with an unquoted value, takes one walk
-    /// and one decode; a repeated or quoted header goes through
-    /// [`PduView::single_each`], which also gives every error.
+    /// The usual case, one header with an unquoted value, takes one lookup
+    /// and one decode; a repeated or quoted header, or a value the decoder
+    /// refuses, goes through [`PduView::single_each`], which reads quoted
+    /// values and gives every error with its position.
     #[inline(always)]
     fn single<'s, T: PartialEq>(
         &'s self,
@@ -282,34 +283,28 @@ impl<B: AsRef<[u8]>> PduView<B> {
         field: Field,
         decode: impl Fn(&'s [u8]) -> Result<T, Fail>,
     ) -> Result<Option<T>, ParseError> {
-        match self.sole(name) {
-            Sole::Absent => Ok(None),
-            Sole::One(v) if v.value.first() != Some(&b'"') => match decode(v.value) {
-                Ok(t) => Ok(Some(t)),
-                Err(f) => Err(invalid(f, v.value, v.value_offset, field)),
-            },
-            _ => self.single_each(name, field, decode),
-        }
+        self.single_with(name, field, false, decode)
     }
 
-    /// [`PduView::single`] for values whose decoder refuses a leading quote
-    /// (numbers, modes), so no separate test for one: a value it does not
-    /// take, quoted or wrong, goes to [`PduView::single_each`], which reads
-    /// quoted values and gives every error.
+    /// [`PduView::single`]; `plain` (a constant at every call) says the
+    /// decoder refuses a leading quote (numbers, modes), so there is no
+    /// separate test for one: the refusal sends a quoted value to the
+    /// general path.
     #[inline(always)]
-    fn single_plain<'s, T: PartialEq>(
+    fn single_with<'s, T: PartialEq>(
         &'s self,
         name: &str,
         field: Field,
+        plain: bool,
         decode: impl Fn(&'s [u8]) -> Result<T, Fail>,
     ) -> Result<Option<T>, ParseError> {
         match self.sole(name) {
             Sole::Absent => Ok(None),
-            Sole::One(v) => match decode(v.value) {
+            Sole::One(v) if plain || v.value.first() != Some(&b'"') => match decode(v.value) {
                 Ok(t) => Ok(Some(t)),
                 Err(_) => self.single_each(name, field, &decode),
             },
-            Sole::Several => self.single_each(name, field, &decode),
+            _ => self.single_each(name, field, &decode),
         }
     }
 
@@ -343,7 +338,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
 
     fn number(&self, name: &str, field: Field) -> Result<Option<u64>, ParseError> {
         // A quote is not a digit: the plain lookup suffices.
-        self.single_plain(name, field, |v| match grammar::dec_u64_fast(v) {
+        self.single_with(name, field, true, |v| match grammar::dec_u64_fast(v) {
             Some(n) => Ok(n),
             None => whole(grammar::dec_u64(v), "decimal digits only"),
         })
@@ -370,7 +365,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
     }
 
     fn mode_field(&self, name: &str, field: Field) -> Result<Option<SessionMode>, ParseError> {
-        self.single_plain(name, field, |v| {
+        self.single_with(name, field, true, |v| {
             whole(grammar::session_mode(v), "\"ordered\" or \"unordered\"").map(|o| {
                 if o {
                     SessionMode::Ordered
