@@ -228,7 +228,7 @@ fn print_ratios(source: &str, name: &str, t: &Times) {
 /// `ACORN_BENCH_LOOP=rounds/<n>` runs [`rounds_only`] instead.
 fn fixed_loop(spec: &str) {
     if let Some(rounds) = spec.strip_prefix("rounds/") {
-        return rounds_only(rounds.parse().expect("round count"));
+        return rounds_only(rounds.parse::<usize>().expect("round count").max(1));
     }
     let mut parts = spec.split('/');
     let (Some(case), Some(who), Some(n)) = (parts.next(), parts.next(), parts.next()) else {
