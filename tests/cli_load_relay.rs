@@ -360,32 +360,18 @@ fn load_reports_messages_answered_twice() {
     // --hold keeps the client up a moment after its last reply, so the
     // second answer to the last message is seen even if the server thread
     // is descheduled between its two sends.
-    let r = load(
-        &target,
-        &[
-            "--transactions",
-            "--messages",
-            "5",
-            "--timeout",
-            "5s",
-            "--hold",
-            "500ms",
-        ],
-    );
+    let args = [
+        "--transactions",
+        "--messages",
+        "5",
+        "--timeout",
+        "5s",
+        "--hold",
+        "500ms",
+    ];
+    let r = load(&target, &args);
     // Without the wire check the second answers go unnoticed.
-    let unchecked = load(
-        &target,
-        &[
-            "--transactions",
-            "--messages",
-            "5",
-            "--timeout",
-            "5s",
-            "--hold",
-            "500ms",
-            "--no-wire-check",
-        ],
-    );
+    let unchecked = load(&target, &[&args[..], &["--no-wire-check"]].concat());
     stop.store(true, Ordering::Relaxed);
     server.join().unwrap();
     let s = &r.summary;
