@@ -189,6 +189,9 @@ pub struct Config {
     /// `TS` or `Date` on requests and replies (refreshed when a request is
     /// retransmitted).
     pub timestamp: Timestamp,
+    /// Proof of address, the 3x budget, resend pacing, the gap budget
+    /// (SPEC §9).
+    pub paths: super::address::PathConfig,
 }
 
 impl Default for Config {
@@ -213,6 +216,7 @@ impl Default for Config {
             segments: SegmentConfig::default(),
             integrity: IntegrityConfig::default(),
             timestamp: Timestamp::default(),
+            paths: super::address::PathConfig::default(),
         }
     }
 }
