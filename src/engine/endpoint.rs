@@ -1858,11 +1858,13 @@ impl Endpoint {
             self.out_acked(now, id);
             return;
         }
+        // SPEC §9 "Loss is not failure": while the session's peer is heard.
+        let more = !t.acked && t.kind == OutKind::App && self.session_alive(now, t.session);
         let Some(t) = self.out_txs.get_mut(&id) else {
             return;
         };
         t.deadline = None;
-        if t.acked || t.attempt >= max {
+        if t.acked || (t.attempt >= max && !more) {
             // No final reply in time (acked), or no answer at all.
             let Some(t) = self.finish_out(id) else { return };
             debug!(request = id, tx = %t.tx_id, acked = t.acked, "request timed out");
@@ -1909,9 +1911,10 @@ impl Endpoint {
         let t = self.out_txs.get_mut(&id)?;
         t.attempt += 1;
         let attempt = t.attempt;
-        let _ = t
-            .builder
-            .set_value(&H_ATTEMPT, Bytes::from(format!("{attempt}/{max}")));
+        let _ = t.builder.set_value(
+            &H_ATTEMPT,
+            Bytes::from(format!("{}/{max}", attempt.min(max))),
+        );
         let (dest, session, seq, initiated) = (t.dest, t.session, t.seq, t.initiated);
         let mut b = t.builder.clone();
         self.restamp(now, &mut b);
@@ -1935,6 +1938,7 @@ impl Endpoint {
 
     fn in_timer(&mut self, now: Instant, id: u64) {
         let max = self.cfg.retry.max_attempts.max(1);
+        let alive = self.session_alive(now, self.in_txs.get(&id).and_then(|t| t.session));
         let Some(t) = self.in_txs.get_mut(&id) else {
             return;
         };
@@ -1961,7 +1965,7 @@ impl Endpoint {
                 }
             }
         }
-        if *attempt >= max {
+        if *attempt >= max && !alive {
             self.emit(Event::ReplyUnacknowledged { id: IncomingId(id) });
             return;
         }

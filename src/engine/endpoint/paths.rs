@@ -44,6 +44,11 @@
 //!   client's state, which only the resume `REG` carries; the client then
 //!   resumes or opens anew); an ACK, NACK or reply is dropped and counted
 //!   (answering an answer could make two nodes loop).
+//! - *Retries in a live ordered session:* a request (or reply) whose
+//!   attempts are spent keeps being retransmitted, at the longest
+//!   interval, while the session's peer was heard from within the gap
+//!   budget; `Attempt` stays at `MAX/MAX`. Loss only slows an ordered
+//!   session; a peer silent for the whole budget still ends it.
 //! - *Seq-less answer in an ordered session (client):* reported as
 //!   [`Violation::SeqlessAnswer`]; a `404` one means the peer lost the
 //!   session (it restarted), and the session ends with
@@ -380,6 +385,21 @@ impl Endpoint {
         if !s.pending_resend.is_empty() {
             self.flush_resends(now, sid);
         }
+    }
+
+    /// Is `session` an open ordered session whose peer was heard from
+    /// within the gap budget? Its requests and replies then keep being
+    /// retransmitted past their attempts (SPEC §9 "Loss is not failure":
+    /// only slower); a silent peer still ends it after the budget.
+    pub(super) fn session_alive(&self, now: Instant, session: Option<u64>) -> bool {
+        let budget = self.cfg.paths.gap_budget(&self.cfg.retry);
+        session
+            .and_then(|sid| self.sessions.get(&sid))
+            .is_some_and(|s| {
+                s.mode == SessionMode::Ordered
+                    && s.state == State::Open
+                    && now.saturating_duration_since(s.last_activity) < budget
+            })
     }
 
     /// `Ignore-Seq` with a list: stop waiting for those Seqs and deliver
