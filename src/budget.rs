@@ -14,9 +14,11 @@
 //! charged and gives it back when dropped, so a buffer that disappears
 //! (a session closed, a connection dropped) cannot leak its share.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// What a charged byte is held for (one counter each, for stats and tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,9 +66,13 @@ const KINDS: usize = BufferKind::ALL.len();
 #[derive(Debug, Default)]
 struct Inner {
     limit: usize,
+    /// Most bytes one source (IP address) may hold.
+    per_source: usize,
     used: AtomicUsize,
     by_kind: [AtomicUsize; KINDS],
     refused: [AtomicU64; KINDS],
+    /// Bytes held per source, for charges made with a source.
+    sources: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// A shared ceiling on bytes held for peers, with per-kind counters.
@@ -90,18 +96,81 @@ impl Default for MemoryBudget {
     }
 }
 
+/// Free bytes below which the engine takes nothing new on: a new
+/// transaction is answered `503` and [`Endpoint::send`] is refused
+/// (room for a typical PDU, its ACK and its copies).
+///
+/// [`Endpoint::send`]: crate::engine::Endpoint::send
+pub const MIN_ROOM: usize = 4096;
+
 /// Default total: 256 MiB, above what the per-session and per-table
 /// bounds let a few honest peers hold, far below what 16 hostile sessions
 /// could pin without it.
 pub const DEFAULT_MEMORY_BUDGET: usize = 256 * 1024 * 1024;
 
 impl MemoryBudget {
-    /// A budget of `limit` bytes in total.
+    /// A budget of `limit` bytes in total, without a per-source share.
     pub fn new(limit: usize) -> Self {
+        Self::with_per_source(limit, usize::MAX)
+    }
+
+    /// A budget of `limit` bytes in total, of which one source (IP
+    /// address) may hold at most `per_source` through the `*_from` charges.
+    pub fn with_per_source(limit: usize, per_source: usize) -> Self {
         MemoryBudget(Arc::new(Inner {
             limit,
+            per_source,
             ..Inner::default()
         }))
+    }
+
+    /// The per-source share.
+    pub fn per_source(&self) -> usize {
+        self.0.per_source
+    }
+
+    /// Bytes held now for `source` (through the `*_from` charges).
+    pub fn used_from(&self, source: IpAddr) -> usize {
+        self.sources().get(&source).copied().unwrap_or(0)
+    }
+
+    fn sources(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // A panic elsewhere while holding the lock leaves plain counters.
+        self.0.sources.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// [`MemoryBudget::try_charge`] for bytes held on behalf of `source`,
+    /// also within its share ([`MemoryBudget::per_source`]).
+    pub fn try_charge_from(&self, kind: BufferKind, source: IpAddr, bytes: usize) -> bool {
+        let mut map = self.sources();
+        let held = map.get(&source).copied().unwrap_or(0);
+        if held.saturating_add(bytes) > self.0.per_source {
+            self.0.refused[kind.index()].fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if !self.try_charge(kind, bytes) {
+            return false;
+        }
+        if bytes > 0 {
+            *map.entry(source).or_insert(0) += bytes;
+        }
+        true
+    }
+
+    /// Give back `bytes` charged for `kind` on behalf of `source`.
+    pub fn release_from(&self, kind: BufferKind, source: IpAddr, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let mut map = self.sources();
+        if let Some(n) = map.get_mut(&source) {
+            *n = n.saturating_sub(bytes);
+            if *n == 0 {
+                map.remove(&source);
+            }
+        }
+        drop(map);
+        self.release(kind, bytes);
     }
 
     /// The configured total.
@@ -162,6 +231,18 @@ impl MemoryBudget {
         Charge {
             budget: self.clone(),
             kind,
+            source: None,
+            bytes: 0,
+        }
+    }
+
+    /// An empty [`Charge`] of `kind` held on behalf of `source`, within its
+    /// share as well as the total.
+    pub fn charge_from(&self, kind: BufferKind, source: IpAddr) -> Charge {
+        Charge {
+            budget: self.clone(),
+            kind,
+            source: Some(source),
             bytes: 0,
         }
     }
@@ -172,13 +253,17 @@ impl MemoryBudget {
 pub struct Charge {
     budget: MemoryBudget,
     kind: BufferKind,
+    source: Option<IpAddr>,
     bytes: usize,
 }
 
 impl Charge {
     /// Add `bytes` if the budget has room; false (nothing added) if not.
     pub fn try_grow(&mut self, bytes: usize) -> bool {
-        let ok = self.budget.try_charge(self.kind, bytes);
+        let ok = match self.source {
+            Some(ip) => self.budget.try_charge_from(self.kind, ip, bytes),
+            None => self.budget.try_charge(self.kind, bytes),
+        };
         if ok {
             self.bytes += bytes;
         }
@@ -189,7 +274,14 @@ impl Charge {
     pub fn shrink(&mut self, bytes: usize) {
         let n = bytes.min(self.bytes);
         self.bytes -= n;
-        self.budget.release(self.kind, n);
+        self.give_back(n);
+    }
+
+    fn give_back(&self, n: usize) {
+        match self.source {
+            Some(ip) => self.budget.release_from(self.kind, ip, n),
+            None => self.budget.release(self.kind, n),
+        }
     }
 
     /// Bytes held by this charge.
@@ -205,7 +297,7 @@ impl Charge {
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        self.budget.release(self.kind, self.bytes);
+        self.give_back(self.bytes);
     }
 }
 
@@ -230,5 +322,19 @@ mod tests {
         drop(d);
         assert_eq!(b.used(), 0);
         assert_eq!(b.used_by(BufferKind::TcpWrite), 0);
+    }
+
+    #[test]
+    fn a_source_stops_at_its_share() {
+        let b = MemoryBudget::with_per_source(100, 30);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut c = b.charge_from(BufferKind::Reorder, a);
+        assert!(c.try_grow(30));
+        assert!(!c.try_grow(1), "its share is used");
+        let mut other = b.charge_from(BufferKind::Reorder, "10.0.0.2".parse().unwrap());
+        assert!(other.try_grow(30));
+        assert_eq!((b.used(), b.used_from(a)), (60, 30));
+        drop(c);
+        assert_eq!((b.used(), b.used_from(a)), (30, 0));
     }
 }

@@ -51,8 +51,8 @@ const H_CHANNEL_TOKEN: HeaderName = HeaderName::from_static(names::CHANNEL_TOKEN
 
 /// Free bytes of the memory budget below which [`Endpoint::send`] is
 /// refused with [`EngineError::MemoryBudget`] (room for a typical PDU and
-/// its copy for retransmission).
-pub const MIN_SEND_ROOM: usize = 4096;
+/// its copy for retransmission); the same as for new transactions.
+pub const MIN_SEND_ROOM: usize = crate::budget::MIN_ROOM;
 
 /// Counters of work done, for tests and benchmarks (assert on work, not time).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -287,7 +287,10 @@ impl Endpoint {
     }
 
     fn with_rng(cfg: Config, rng: StdRng, now: Instant, unix_now: Duration) -> Self {
-        let budget = crate::budget::MemoryBudget::new(cfg.shares.memory_budget);
+        let budget = crate::budget::MemoryBudget::with_per_source(
+            cfg.shares.memory_budget,
+            cfg.shares.memory_per_source,
+        );
         let transfers = transfer::Transfers::new(&budget, cfg.shares);
         Endpoint {
             cfg,
@@ -1522,8 +1525,7 @@ impl Endpoint {
         self.session_by_peer.insert(from, sid);
         self.session_by_id.insert(session_id.clone(), sid);
         self.wake_session(sid, now + self.cfg.session_idle_timeout);
-        self.session_admitted(now, sid, from); // half-open until confirmed
-                                               // ACK (Seq 0 of our stream), then the final reply with the mode.
+        // ACK (Seq 0 of our stream), then the final reply with the mode.
         let ack = self.send_ack(&pdu, from, Some(sid));
         let id = self.handle();
         let attempt = pdu.attempt().ok().flatten();
@@ -1536,6 +1538,7 @@ impl Endpoint {
             },
             attempt,
         );
+        self.session_admitted(now, sid, from, Some(id)); // half-open until confirmed
         let mut ok = PduBuilder::static_reply(200, "OK");
         let _ = ok.set_value(&H_SET_MODE, Bytes::from_static(agreed.as_str().as_bytes()));
         // The one-time token a second channel presents to join (seed 002).
@@ -1985,6 +1988,7 @@ impl Endpoint {
             None => {}
         }
         self.wake_session(sid, idle_at);
+        self.rearm_half_open(sid); // its own, earlier deadline (`admission`)
     }
 }
 

@@ -32,7 +32,7 @@
 use super::config::RetryPolicy;
 use super::event::EngineLimit;
 use super::shares::{Scope, SharesConfig, SourceCounts};
-use crate::budget::{BufferKind, Charge, MemoryBudget};
+use crate::budget::{BufferKind, MemoryBudget};
 use crate::wire::typed::Attempt;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -43,9 +43,9 @@ use std::time::{Duration, Instant};
 /// keeps (its key, ids and table slots), so empty requests are not free.
 pub const ENTRY_OVERHEAD: usize = 256;
 
-/// Room a new transaction must find in the memory budget to be admitted:
-/// its entry and a typical ACK.
-const ADMIT_BYTES: usize = ENTRY_OVERHEAD + 256;
+/// Room a new transaction must find in the memory budget (and in its
+/// source's share of it) to be admitted.
+const ADMIT_BYTES: usize = crate::budget::MIN_ROOM;
 
 #[derive(Debug)]
 struct Meta {
@@ -67,7 +67,17 @@ pub(crate) struct ReplyCache {
     /// since removed are skipped when met).
     evictable: VecDeque<u64>,
     evictable_by_ip: HashMap<IpAddr, VecDeque<u64>>,
-    charge: Charge,
+    /// Each entry's bytes are charged on behalf of its source.
+    budget: MemoryBudget,
+}
+
+impl Drop for ReplyCache {
+    fn drop(&mut self) {
+        for m in self.meta.values() {
+            self.budget
+                .release_from(BufferKind::ReplyCache, m.ip, m.bytes);
+        }
+    }
 }
 
 /// The sender's retry horizon for a request (see the module docs).
@@ -107,7 +117,7 @@ impl ReplyCache {
             expiry: BinaryHeap::new(),
             evictable: VecDeque::new(),
             evictable_by_ip: HashMap::new(),
-            charge: budget.charge(BufferKind::ReplyCache),
+            budget: budget.clone(),
         }
     }
 
@@ -147,7 +157,13 @@ impl ReplyCache {
                 return Err(EngineLimit::ReplyCache);
             }
         }
-        while self.charge.budget().available() < ADMIT_BYTES {
+        let share = self.budget.per_source();
+        while share.saturating_sub(self.budget.used_from(ip)) < ADMIT_BYTES {
+            if !self.evict_of(ip, gone) {
+                return Err(EngineLimit::MemoryBudget);
+            }
+        }
+        while self.budget.available() < ADMIT_BYTES {
             if !self.evict_any(gone) {
                 return Err(EngineLimit::MemoryBudget);
             }
@@ -167,7 +183,9 @@ impl ReplyCache {
         waiting: bool,
     ) -> bool {
         let bytes = bytes + ENTRY_OVERHEAD;
-        let charged = self.charge.try_grow(bytes);
+        let charged = self
+            .budget
+            .try_charge_from(BufferKind::ReplyCache, ip, bytes);
         self.sources.add(ip);
         self.expiry.push(Reverse((expires, id)));
         self.meta.insert(
@@ -195,7 +213,9 @@ impl ReplyCache {
             m.expires = expires;
         }
         self.expiry.push(Reverse((m.expires, id)));
-        let ok = self.charge.try_grow(bytes);
+        let ok = self
+            .budget
+            .try_charge_from(BufferKind::ReplyCache, m.ip, bytes);
         if ok {
             m.bytes += bytes;
         }
@@ -231,7 +251,8 @@ impl ReplyCache {
     pub fn remove(&mut self, id: u64) {
         if let Some(m) = self.meta.remove(&id) {
             self.sources.remove(m.ip);
-            self.charge.shrink(m.bytes);
+            self.budget
+                .release_from(BufferKind::ReplyCache, m.ip, m.bytes);
             if self.sources.of(m.ip) == 0 {
                 self.evictable_by_ip.remove(&m.ip);
             }

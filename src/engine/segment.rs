@@ -41,7 +41,7 @@
 
 use super::event::EngineLimit;
 use super::shares::{prefix_of, Scope, SharesConfig, SourceCounts};
-use crate::budget::{BufferKind, Charge, MemoryBudget};
+use crate::budget::{BufferKind, MemoryBudget};
 use crate::wire::typed::names;
 use crate::wire::{HeaderName, ParseError, ParseOptions, Pdu, PduBuilder};
 use bytes::{Bytes, BytesMut};
@@ -211,26 +211,36 @@ pub(crate) struct Reassembler {
     sources: SourceCounts,
     /// Shares (none until [`Reassembler::attach`]).
     shares: Option<SharesConfig>,
-    /// `held`, charged to the memory budget (none until attached).
-    charge: Option<Charge>,
+    /// The memory budget each partial payload's cost is charged to, on
+    /// behalf of its sender (none until attached).
+    budget: Option<MemoryBudget>,
+}
+
+impl Drop for Reassembler {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            for (k, p) in &self.partial {
+                b.release_from(BufferKind::Reassembly, k.0.ip(), p.cost);
+            }
+        }
+    }
 }
 
 impl Reassembler {
     /// Reassembly under these shares, charging this budget (SPEC §9).
     pub(crate) fn attach(budget: &MemoryBudget, shares: SharesConfig) -> Self {
-        Reassembler {
-            shares: Some(shares),
-            charge: Some(budget.charge(BufferKind::Reassembly)),
-            ..Reassembler::default()
-        }
+        let mut r = Reassembler::default();
+        r.shares = Some(shares);
+        r.budget = Some(budget.clone());
+        r
     }
 
     /// Remove partial payload `key` with its bookkeeping.
     fn take_partial(&mut self, key: &Key) -> Option<Partial> {
         let p = self.partial.remove(key)?;
         self.held -= p.cost;
-        if let Some(c) = &mut self.charge {
-            c.shrink(p.cost);
+        if let Some(b) = &self.budget {
+            b.release_from(BufferKind::Reassembly, key.0.ip(), p.cost);
         }
         self.sources.remove(key.0.ip());
         Some(p)
@@ -435,7 +445,8 @@ impl Reassembler {
         if self.held + cost > cfg.max_reassembly_bytes {
             return self.refuse(cfg, now, key, Refusal::Busy(EngineLimit::ReassemblyBytes));
         }
-        if self.charge.as_mut().is_some_and(|c| !c.try_grow(cost)) {
+        let charged = |b: &MemoryBudget| b.try_charge_from(BufferKind::Reassembly, peer.ip(), cost);
+        if self.budget.as_ref().is_some_and(|b| !charged(b)) {
             return self.refuse(cfg, now, key, Refusal::Busy(EngineLimit::MemoryBudget));
         }
         if !self.partial.contains_key(&key) {

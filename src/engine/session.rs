@@ -128,8 +128,8 @@ impl Session {
             queued: std::collections::VecDeque::new(),
             channels: Vec::new(),
             channel_token: None,
-            retx_charge: budget.charge(BufferKind::Retransmit),
-            reorder_charge: budget.charge(BufferKind::Reorder),
+            retx_charge: budget.charge_from(BufferKind::Retransmit, peer.ip()),
+            reorder_charge: budget.charge_from(BufferKind::Reorder, peer.ip()),
             budget_reported: false,
         }
     }

@@ -22,6 +22,10 @@ pub struct SharesConfig {
     /// reassembly, reply cache; the runtime's TCP queues charge the same
     /// budget). Default 256 MiB. See [`crate::budget`].
     pub memory_budget: usize,
+    /// Bytes of that budget one IP address may have held on its behalf
+    /// (its sessions' buffers, its reassembly, its remembered answers), so
+    /// a few hostile sources cannot take all of it. Default 16 MiB.
+    pub memory_per_source: usize,
     /// Incoming transactions one IP address may have remembered at once
     /// (waiting for the application, or answered and still inside their
     /// sender's retry horizon). Past it that source's new transactions are
@@ -65,6 +69,7 @@ impl Default for SharesConfig {
     fn default() -> Self {
         SharesConfig {
             memory_budget: crate::budget::DEFAULT_MEMORY_BUDGET,
+            memory_per_source: 16 * 1024 * 1024,
             reply_cache_per_source: 1024,
             reply_cache_per_prefix: 2048,
             max_reply_horizon: Duration::from_secs(60),

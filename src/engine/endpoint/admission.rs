@@ -35,6 +35,9 @@ pub(super) struct SessionShares {
     source_of: HashMap<u64, IpAddr>,
     /// Half-open sessions: when their opening was answered, and by whom.
     half_open: HashMap<u64, (Instant, IpAddr)>,
+    /// The incoming transaction of a half-open session's `REG`, forgotten
+    /// with the session if it is never confirmed.
+    opening: HashMap<u64, u64>,
     /// Half-open sessions, oldest first (ids since confirmed are skipped).
     order: VecDeque<u64>,
     half_open_sources: SourceCounts,
@@ -221,15 +224,36 @@ impl Endpoint {
             limit: EngineLimit::HalfOpen,
             peer,
         });
-        self.drop_session(sid, CloseReason::NeverConfirmed);
+        self.drop_unconfirmed(sid);
         true
+    }
+
+    /// End half-open session `sid` and forget its `REG`'s transaction (a
+    /// retransmitted `REG` opens a new session).
+    fn drop_unconfirmed(&mut self, sid: u64) {
+        if let Some(id) = self.session_shares.opening.remove(&sid) {
+            if let Some(t) = self.in_txs.remove(&id) {
+                self.in_by_key.remove(&t.key);
+            }
+            self.replies.remove(id);
+        }
+        self.drop_session(sid, CloseReason::NeverConfirmed);
     }
 
     /// A server session was opened for `from`: counted for its source and
     /// half-open until confirmed, with its timeout armed.
-    pub(super) fn session_admitted(&mut self, now: Instant, sid: u64, from: SocketAddr) {
+    pub(super) fn session_admitted(
+        &mut self,
+        now: Instant,
+        sid: u64,
+        from: SocketAddr,
+        opening: Option<u64>,
+    ) {
         let ip = from.ip();
         let sh = &mut self.session_shares;
+        if let Some(id) = opening {
+            sh.opening.insert(sid, id);
+        }
         sh.sources.add(ip);
         sh.source_of.insert(sid, ip);
         sh.half_open.insert(sid, (now, ip));
@@ -242,6 +266,7 @@ impl Endpoint {
     /// The peer of session `sid` proved it receives our PDUs.
     pub(super) fn session_confirmed(&mut self, sid: u64) {
         let sh = &mut self.session_shares;
+        sh.opening.remove(&sid);
         if let Some((_, ip)) = sh.half_open.remove(&sid) {
             sh.half_open_sources.remove(ip);
             debug!(session = sid, "session confirmed");
@@ -262,6 +287,15 @@ impl Endpoint {
         }
     }
 
+    /// Keep the half-open deadline of `sid` armed (a session timer that ran
+    /// for another reason re-armed only the idle timeout).
+    pub(super) fn rearm_half_open(&mut self, sid: u64) {
+        if let Some((at, _)) = self.session_shares.half_open.get(&sid) {
+            let due = *at + self.cfg.shares.half_open_timeout;
+            self.wake_session(sid, due);
+        }
+    }
+
     /// True (and the session dropped) when `sid` is half-open past its
     /// timeout.
     pub(super) fn half_open_expired(&mut self, now: Instant, sid: u64) -> bool {
@@ -273,7 +307,7 @@ impl Endpoint {
             .is_some_and(|(at, _)| *at + timeout <= now);
         if due {
             debug!(session = sid, "half-open session timed out");
-            self.drop_session(sid, CloseReason::NeverConfirmed);
+            self.drop_unconfirmed(sid);
         }
         due
     }

@@ -407,7 +407,7 @@ impl Endpoint {
         self.session_by_peer.insert(from, sid);
         self.session_by_id.insert(id.clone(), sid);
         self.wake_session(sid, now + self.cfg.session_idle_timeout);
-        self.session_admitted(now, sid, from); // counted in its source's share
+        self.session_admitted(now, sid, from, None); // counted in its source's share
         let mut ok = PduBuilder::static_reply(200, "OK");
         let _ = ok.set_value(&H_SESSION_STATUS, Bytes::from_static(b"new"));
         let _ = ok.set_value(&H_SESSION_ID, Bytes::from(id.clone()));
