@@ -18,6 +18,9 @@ use bytes::Bytes;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+mod shares_support;
+use shares_support::get;
+
 const UNIX_NOW: Duration = Duration::from_secs(1_800_000_000);
 
 /// The honest client.
@@ -198,15 +201,6 @@ impl Server {
             body,
         )
     }
-}
-
-fn get(tx: &str, attempt: &str) -> Vec<String> {
-    vec![
-        "GET /x ACORN/1.0".into(),
-        format!("TX-ID: {tx}"),
-        format!("Message-ID: {tx}-{attempt}"),
-        format!("Attempt: {attempt}"),
-    ]
 }
 
 fn statuses(out: &[Pdu]) -> Vec<u16> {

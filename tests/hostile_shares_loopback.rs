@@ -9,7 +9,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 mod cli_support;
+mod shares_support;
 use cli_support::Listener;
+use shares_support::get;
 
 /// A socket on `ip`, port 0, with a short read timeout.
 fn socket(ip: &str) -> UdpSocket {
@@ -83,15 +85,6 @@ fn drain(s: &UdpSocket) -> Vec<u16> {
     }
     s.set_nonblocking(false).unwrap();
     out
-}
-
-fn get(tx: &str, attempt: &str) -> Vec<String> {
-    vec![
-        "GET /x ACORN/1.0".into(),
-        format!("TX-ID: {tx}"),
-        format!("Message-ID: {tx}-{attempt}"),
-        format!("Attempt: {attempt}"),
-    ]
 }
 
 fn reg(tx: &str) -> Vec<String> {
