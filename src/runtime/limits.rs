@@ -14,7 +14,6 @@ use std::time::Duration;
 /// or never read what it asked for; each of these is bounded here so that
 /// no peer can shut others out or make the process grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct TcpLimits {
     /// Accepted connections held at once. A connection accepted beyond it
     /// is closed at once (counted in [`TcpStats::refused_total`]).
@@ -84,7 +83,6 @@ impl Default for TcpLimits {
 /// Each has a defined action when full, so a burst from the network or
 /// from the application never grows the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct ChannelLimits {
     /// Commands from [`Peer`](super::Peer) handles waiting for the driver
     /// (`request`, `send`, `open_session`, ...). When full, the calling
