@@ -217,7 +217,7 @@ impl Driver {
                 },
                 a = accept => match a {
                     Ok((stream, from)) => match self.tcp.admit(from) {
-                        Ok(()) => self.tcp.adopt(stream, from, true, &self.conn_tx),
+                        Ok(()) => self.adopt(stream, from, true),
                         Err(why) => {
                             // Dropping the stream closes it: a peer cannot
                             // make this node hold tasks and queues without
@@ -286,8 +286,7 @@ impl Driver {
                 self.tcp.ended(id, &from, &why);
             }
             ConnMsg::Redialled(to, stream) => {
-                self.tcp.adopt(stream, to, false, &self.conn_tx);
-                self.endpoint.set_stream_peer(to, true);
+                self.adopt(stream, to, false);
                 let now = Instant::now();
                 for session in self.endpoint.resumable_sessions(to) {
                     if let Err(e) = self.endpoint.resume_session(now, session, None) {
@@ -296,6 +295,13 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Take a TCP connection (accepted, or dialled by us).
+    fn adopt(&mut self, stream: TcpStream, peer: SocketAddr, accepted: bool) {
+        self.tcp.adopt(stream, peer, accepted, &self.conn_tx);
+        // A stream peer gets whole payloads, never segments (SPEC §7).
+        self.endpoint.set_stream_peer(peer, true);
     }
 
     /// Carry an application's answer to the engine; returns the TCP
@@ -380,9 +386,7 @@ impl Driver {
                     let s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(a))
                         .await
                         .map_err(|_| RuntimeError::Timeout)??;
-                    self.tcp.adopt(s, a, false, &self.conn_tx);
-                    // A stream peer gets whole payloads, never segments (SPEC §7).
-                    self.endpoint.set_stream_peer(a, true);
+                    self.adopt(s, a, false);
                     self.dialled.insert(a);
                 }
                 Ok(a)
