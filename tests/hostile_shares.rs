@@ -754,3 +754,18 @@ fn resume_guesses_are_counted_per_prefix() {
         .iter()
         .any(|e| matches!(e, Event::SessionResumed { .. })));
 }
+
+/// A new `REG` from the same address and port replaces its session; the
+/// replaced one, never confirmed, takes its `REG`'s answer with it, so a
+/// stream of `REG`s from one socket holds one session and one answer.
+#[test]
+fn replaced_half_open_sessions_take_their_reg_along() {
+    let mut s = Server::new(SharesConfig::default(), |_| {});
+    for i in 0..5_000 {
+        let (st, _) = s.reg(spread(1), &format!("again-{i}"));
+        assert_eq!(st, [0, 200]);
+    }
+    assert_eq!(s.ep.session_count(), 1);
+    assert_eq!(s.ep.remembered_requests(), 1);
+    s.open_confirmed(honest(1), "ok");
+}

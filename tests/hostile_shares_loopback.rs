@@ -105,6 +105,12 @@ fn drain(s: &UdpSocket) -> Vec<u16> {
     out
 }
 
+/// The last lines of a log, for a failure message.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
 fn reg(tx: &str) -> Vec<String> {
     vec![
         "REG /s ACORN/1.0".into(),
@@ -175,7 +181,12 @@ fn ten_thousand_unacknowledged_regs_do_not_lock_out_a_session() {
     }
     let me = socket("127.0.0.1");
     let ok = ask(&me, to, &pdu(&reg("honest"), ""), "honest", &[200, 503]);
-    assert_eq!(ok.status, Some(200), "the honest REG is accepted");
+    assert_eq!(
+        ok.status,
+        Some(200),
+        "the honest REG is accepted; listen's log ends:\n{}",
+        tail(&l.log())
+    );
     let sid = ok.header("Session-ID").unwrap().to_owned();
     let mid = ok.header("Message-ID").unwrap().to_owned();
     let ack = [
