@@ -265,6 +265,7 @@ impl Driver {
     fn conn_msg(&mut self, m: ConnMsg) {
         match m {
             ConnMsg::Pdu(from, pdu) => {
+                self.tcp.spoke(&from);
                 self.tap_wire(WireDirection::In, Dest::Tcp(from), pdu.as_bytes());
                 self.endpoint.handle_pdu(Instant::now(), from, pdu);
             }

@@ -118,6 +118,8 @@ struct Conn {
     read_closed: bool,
     /// Requests read from it that the application has not answered yet.
     pending: usize,
+    /// A whole PDU has arrived on it.
+    spoke: bool,
 }
 
 /// Where a PDU for an address goes.
@@ -176,19 +178,41 @@ impl Connections {
         }
     }
 
-    /// Whether a connection accepted from `from` may be kept.
+    /// Whether a connection accepted from `from` may be kept. With the
+    /// table full, the oldest accepted connection that has not sent a whole
+    /// PDU yet (a slowloris, most likely) makes room for it.
     pub(crate) fn admit(&mut self, from: SocketAddr) -> Result<(), Refused> {
         let l = &self.limits;
-        let refused = if self.accepted_now >= l.max_connections {
-            self.stats.refused_total += 1;
-            Refused::Total
-        } else if self.per_ip.get(&from.ip()).copied().unwrap_or(0) >= l.max_connections_per_ip {
+        if self.per_ip.get(&from.ip()).copied().unwrap_or(0) >= l.max_connections_per_ip {
             self.stats.refused_per_ip += 1;
-            Refused::PerIp
-        } else {
-            return Ok(());
-        };
-        Err(refused)
+            return Err(Refused::PerIp);
+        }
+        if self.accepted_now >= l.max_connections {
+            let oldest_silent = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.accepted && !c.spoke)
+                .min_by_key(|(_, c)| c.id)
+                .map(|(a, _)| *a);
+            match oldest_silent {
+                Some(victim) => {
+                    self.stats.evicted_silent += 1;
+                    self.close(&victim);
+                }
+                None => {
+                    self.stats.refused_total += 1;
+                    return Err(Refused::Total);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A whole PDU arrived from `addr` (it is no longer silent).
+    pub(crate) fn spoke(&mut self, addr: &SocketAddr) {
+        if let Some(c) = self.conns.get_mut(addr) {
+            c.spoke = true;
+        }
     }
 
     /// Connections refused so far (to rate-limit the warning).
@@ -263,6 +287,7 @@ impl Connections {
                 accepted,
                 read_closed: false,
                 pending: 0,
+                spoke: false,
             },
         );
         self.writers.insert(id, writer);
