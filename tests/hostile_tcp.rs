@@ -250,6 +250,31 @@ async fn non_reader(addr: SocketAddr, n: usize, size: usize, tag: &str) -> NonRe
     NonReader { task, release }
 }
 
+/// Start a non-reader against `peer`, wait until `hit` holds, and check
+/// that its connection never held more than `cap` bytes.
+async fn attack_by_non_reader(
+    peer: &Peer,
+    cap: usize,
+    hit: impl Fn(&TcpStats) -> bool,
+) -> (TcpStats, NonReader) {
+    let attacker = non_reader(peer.tcp_addr().unwrap(), 2000, 4096, "nr").await;
+    let s = until(peer, "the non-reader stopped", hit).await;
+    assert!(
+        s.peak_connection_queue <= cap,
+        "one connection never holds more than {cap}: {s:?}"
+    );
+    (s, attacker)
+}
+
+/// A client from `ip` is served while `attacker` holds its connection;
+/// then the attack and the server end.
+async fn served_during(peer: &Peer, ip: [u8; 4], attacker: NonReader) {
+    let r = served_from(ip, peer.tcp_addr().unwrap(), "legit").await;
+    assert_eq!(r.status(), Some(200));
+    attacker.let_go().await;
+    peer.shutdown().await.unwrap();
+}
+
 impl NonReader {
     async fn let_go(self) {
         let _ = self.release.send(());
@@ -259,31 +284,20 @@ impl NonReader {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_bounded_and_others_are_served() {
-    let (peer, addr) = tcp_server(TcpLimits {
+    let (peer, _) = tcp_server(TcpLimits {
         max_write_queue: 64 * 1024,
         ..limits()
     })
     .await;
-    let attacker = non_reader(addr, 2000, 4096, "nr").await;
     // Its queue passes half the limit (the reader pauses), then the
     // engine's retransmitted replies pass the limit: it is closed.
-    let s = until(&peer, "the non-reader's queue overflowed", |s| {
-        s.queue_overflows >= 1
-    })
-    .await;
-    assert!(
-        s.peak_connection_queue <= 64 * 1024,
-        "one connection never holds more than its limit: {s:?}"
-    );
+    let (s, attacker) = attack_by_non_reader(&peer, 64 * 1024, |s| s.queue_overflows >= 1).await;
     assert!(s.peak_connection_queue > 32 * 1024, "{s:?}");
     // Its bytes were freed with it.
     let after = until(&peer, "the queue freed", |s| s.queued_bytes < 8 * 1024).await;
     assert!(after.peak_queued_bytes <= 64 * 1024 + 8 * 1024, "{after:?}");
     // Another client is served meanwhile.
-    let r = served_from([127, 0, 0, 1], addr, "legit").await;
-    assert_eq!(r.status(), Some(200));
-    attacker.let_go().await;
-    peer.shutdown().await.unwrap();
+    served_during(&peer, [127, 0, 0, 1], attacker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -616,5 +630,68 @@ async fn the_udp_receive_buffer_is_applied() {
         .unwrap();
     assert!(other.udp_recv_buffer().unwrap() < got);
     other.shutdown().await.unwrap();
+    peer.shutdown().await.unwrap();
+}
+
+/// An echo server whose engine's memory budget gives one address at most
+/// `per_source` bytes (SPEC §9 "One memory budget").
+async fn budgeted_server(per_source: usize) -> (Peer, SocketAddr) {
+    let mut cfg = Config::default();
+    cfg.shares.memory_per_source = per_source;
+    let (peer, mut incoming, _events) = PeerBuilder::new(cfg)
+        .udp(SocketAddr::from(LOCAL))
+        .tcp(SocketAddr::from(LOCAL))
+        .start()
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Some(req) = incoming.recv().await {
+            let mut r = PduBuilder::reply(200, "OK").unwrap();
+            r.body(req.pdu.body_bytes());
+            let _ = req.respond(r);
+        }
+    });
+    let addr = peer.tcp_addr().unwrap();
+    (peer, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_queues_are_charged_to_the_memory_budget() {
+    // The address's share of the budget (256 KiB) is far below the
+    // connection's queue limit (1 MiB): the budget is what stops it.
+    let (peer, _) = budgeted_server(256 * 1024).await;
+    let (_, attacker) = attack_by_non_reader(&peer, 256 * 1024, |s| s.budget_refusals >= 1).await;
+    until(&peer, "the queue freed", |s| s.queued_bytes == 0).await;
+    // Another address is served meanwhile.
+    served_during(&peer, [127, 0, 0, 2], attacker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_buffers_are_charged_to_the_memory_budget() {
+    let (peer, addr) = budgeted_server(256 * 1024).await;
+    // A head announcing 1 MiB, then 512 KiB of the body: the read buffer
+    // cannot hold it within the address's 256 KiB share.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"PUT /big ACORN/1.0\r\nTX-ID: big\r\nContent-Length: 1048576\r\n\r\n")
+        .await
+        .unwrap();
+    let chunk = vec![b'b'; 16 * 1024];
+    for _ in 0..32 {
+        if timeout(Duration::from_secs(2), s.write_all(&chunk))
+            .await
+            .map_or(true, |r| r.is_err())
+        {
+            break;
+        }
+    }
+    assert!(closed_by_server(&mut s).await, "closed, not buffered");
+    let st = until(&peer, "the budget refused the read buffer", |s| {
+        s.budget_refusals >= 1
+    })
+    .await;
+    assert_eq!(st.open, 0, "{st:?}");
+    // A PDU that fits is read as usual, from the same address.
+    let r = served_from([127, 0, 0, 1], addr, "small").await;
+    assert_eq!(r.status(), Some(200));
     peer.shutdown().await.unwrap();
 }

@@ -139,8 +139,14 @@ pub struct TcpStats {
     /// Connections closed because their write queue (or the total) was
     /// full.
     pub queue_overflows: u64,
-    /// PDUs dropped because the total queue stayed full.
+    /// PDUs dropped because the total queue stayed full, or the memory
+    /// budget had no room while the connection's queue was empty.
     pub dropped_pdus: u64,
+    /// Charges the memory budget (`Config::shares.memory_budget`, or the
+    /// address's `memory_per_source`) refused: a write-queue PDU (the
+    /// connection is closed if it has a queue, else the PDU dropped) or a
+    /// read buffer's growth (the connection is closed).
+    pub budget_refusals: u64,
     /// Connections whose peer half-closed (its write side), then drained.
     pub half_closed: u64,
     /// PDUs for an address whose TCP connection is gone, dropped rather

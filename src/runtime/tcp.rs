@@ -24,12 +24,21 @@
 //! connection: its queue is freed at once, and what the engine had in
 //! flight there is left to its timers (a dialled connection is redialled).
 //!
+//! **Decision (the memory budget).** A connection's queued bytes and its
+//! read buffer's capacity are charged to the engine's memory budget on
+//! behalf of the peer's IP address (`BufferKind::TcpWrite`, `TcpRead`). A
+//! refused write charge closes the connection if it has a queue (it is not
+//! draining), else drops only that PDU; a refused read-buffer growth closes
+//! the connection (its PDU cannot be held), counted in
+//! [`TcpStats::budget_refusals`].
+//!
 //! **Decision (half-close).** End of stream from the peer is a half-close:
 //! the connection stays until every request it delivered to the
 //! application is answered and written, then it is shut down; if answers
 //! do not come within [`TcpLimits::idle_timeout`] it is closed anyway.
 
 use super::limits::{TcpLimits, TcpStats, QUEUE_ENTRY_OVERHEAD};
+use crate::budget::{BufferKind, Charge, MemoryBudget};
 use crate::codec::{CodecError, StreamCodec};
 use crate::wire::{ParseError, ParseOptions, Pdu};
 use bytes::{Bytes, BytesMut};
@@ -61,6 +70,8 @@ pub(crate) enum Ended {
     HeaderTimeout,
     /// No whole PDU (or a write blocked) for [`TcpLimits::idle_timeout`].
     IdleTimeout,
+    /// The read buffer could not grow within the memory budget.
+    Budget,
 }
 
 /// What connection tasks report to the driver.
@@ -76,15 +87,28 @@ pub(crate) enum ConnMsg {
     Redialled(SocketAddr, TcpStream),
 }
 
-/// The byte count of one connection's queue, shared with its tasks.
-#[derive(Debug, Default)]
+/// The byte count of one connection's queue, shared with its tasks. Its
+/// bytes are also charged to the memory budget (SPEC §9 "One memory
+/// budget") on behalf of the peer's address.
+#[derive(Debug)]
 struct Queue {
     bytes: AtomicUsize,
     /// Signalled whenever the writer frees bytes (wakes a paused reader).
     drained: Notify,
+    budget: MemoryBudget,
+    source: IpAddr,
 }
 
 impl Queue {
+    fn new(budget: MemoryBudget, source: IpAddr) -> Self {
+        Queue {
+            bytes: AtomicUsize::new(0),
+            drained: Notify::new(),
+            budget,
+            source,
+        }
+    }
+
     /// Give back `n` bytes, unless the whole queue was given back already.
     fn release(&self, n: usize, total: &AtomicUsize) {
         if self
@@ -92,7 +116,7 @@ impl Queue {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| q.checked_sub(n))
             .is_ok()
         {
-            total.fetch_sub(n, Ordering::AcqRel);
+            self.give_back(n, total);
         }
         self.drained.notify_one();
     }
@@ -100,8 +124,14 @@ impl Queue {
     /// Give back everything still counted (once; later releases find 0).
     fn release_all(&self, total: &AtomicUsize) {
         let left = self.bytes.swap(0, Ordering::AcqRel);
-        total.fetch_sub(left, Ordering::AcqRel);
+        self.give_back(left, total);
         self.drained.notify_one();
+    }
+
+    fn give_back(&self, n: usize, total: &AtomicUsize) {
+        total.fetch_sub(n, Ordering::AcqRel);
+        self.budget
+            .release_from(BufferKind::TcpWrite, self.source, n);
     }
 }
 
@@ -143,6 +173,7 @@ pub(crate) enum Refused {
 /// Every TCP connection of a driver, their queues and routes.
 pub(crate) struct Connections {
     limits: TcpLimits,
+    budget: MemoryBudget,
     opts: ParseOptions,
     conns: HashMap<SocketAddr, Conn>,
     next_id: ConnId,
@@ -160,9 +191,10 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
-    pub(crate) fn new(limits: TcpLimits, opts: ParseOptions) -> Self {
+    pub(crate) fn new(limits: TcpLimits, opts: ParseOptions, budget: MemoryBudget) -> Self {
         Connections {
             limits,
+            budget,
             opts,
             conns: HashMap::new(),
             next_id: 0,
@@ -240,18 +272,21 @@ impl Connections {
         let (read, write) = stream.into_split();
         let id = self.next_id;
         self.next_id += 1;
-        let queue = Arc::new(Queue::default());
+        let queue = Arc::new(Queue::new(self.budget.clone(), from.ip()));
         let (tx, rx) = mpsc::unbounded_channel();
         let span = tracing::info_span!("tcp", %from, id);
         let reader = tokio::spawn(tracing::Instrument::instrument(
             read_loop(
-                id,
-                from,
+                Reader {
+                    id,
+                    from,
+                    opts: self.opts,
+                    limits: self.limits,
+                    queue: queue.clone(),
+                    buffer: self.budget.charge_from(BufferKind::TcpRead, from.ip()),
+                    events: events.clone(),
+                },
                 read,
-                self.opts,
-                self.limits,
-                queue.clone(),
-                events.clone(),
             ),
             span.clone(),
         ));
@@ -329,6 +364,22 @@ impl Connections {
             return Route::Dropped;
         }
         let c = &self.conns[&dest];
+        if !self
+            .budget
+            .try_charge_from(BufferKind::TcpWrite, dest.ip(), cost)
+        {
+            // The memory budget (or this address's share of it) is spent:
+            // a connection that is not draining its queue goes; otherwise
+            // only this PDU is dropped, left to retransmission.
+            self.stats.budget_refusals += 1;
+            if c.queue.bytes.load(Ordering::Acquire) > 0 {
+                tracing::debug!(peer = %dest, "memory budget full; closing a connection with a queue");
+                self.close(&dest);
+            } else {
+                self.stats.dropped_pdus += 1;
+            }
+            return Route::Dropped;
+        }
         let now_queued = c.queue.bytes.fetch_add(cost, Ordering::AcqRel) + cost;
         let total = self.total.fetch_add(cost, Ordering::AcqRel) + cost;
         if c.tx.send(payload).is_err() {
@@ -434,6 +485,7 @@ impl Connections {
         match why {
             Ended::HeaderTimeout => self.stats.header_timeouts += 1,
             Ended::IdleTimeout => self.stats.idle_timeouts += 1,
+            Ended::Budget => self.stats.budget_refusals += 1,
             Ended::Error(_) | Ended::Malformed(_) => {}
         }
         self.close(addr);
@@ -501,17 +553,31 @@ impl Connections {
     }
 }
 
-/// Read PDUs from one connection until it ends, a head is too slow, or it
-/// idles; pause while its write queue is over half full.
-async fn read_loop(
+/// What a reader task needs besides its socket.
+struct Reader {
     id: ConnId,
     from: SocketAddr,
-    mut read: OwnedReadHalf,
     opts: ParseOptions,
     limits: TcpLimits,
     queue: Arc<Queue>,
+    /// The read buffer's capacity, charged to the memory budget.
+    buffer: Charge,
     events: mpsc::Sender<ConnMsg>,
-) {
+}
+
+/// Read PDUs from one connection until it ends, a head is too slow, it
+/// idles, or its read buffer finds no room in the memory budget; pause
+/// while its write queue is over half full.
+async fn read_loop(r: Reader, mut read: OwnedReadHalf) {
+    let Reader {
+        id,
+        from,
+        opts,
+        limits,
+        queue,
+        mut buffer,
+        events,
+    } = r;
     let mut codec = StreamCodec::new(opts);
     let mut buf = BytesMut::with_capacity(4096);
     let mut idle_at = Instant::now() + limits.idle_timeout;
@@ -536,6 +602,9 @@ async fn read_loop(
         };
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(4096);
+        }
+        if !charge_capacity(&mut buffer, buf.capacity()) {
+            break Ended::Budget;
         }
         let n = tokio::select! {
             r = read.read_buf(&mut buf) => r,
@@ -582,6 +651,19 @@ async fn read_loop(
         }
     };
     let _ = events.send(ConnMsg::Closed(id, from, ended)).await;
+}
+
+/// Keep `charge` equal to `capacity`; false if the budget has no room
+/// for the growth.
+fn charge_capacity(charge: &mut Charge, capacity: usize) -> bool {
+    match capacity.checked_sub(charge.bytes()) {
+        Some(0) => true,
+        Some(grow) => charge.try_grow(grow),
+        None => {
+            charge.shrink(charge.bytes() - capacity);
+            true
+        }
+    }
 }
 
 /// What a writer task needs besides its socket and queue.
