@@ -6,6 +6,7 @@
 //! (`send`, `listen`, `conformance`…) touches this file in two places: the
 //! [`Command`] variant and its arm in [`run`].
 
+mod addressing;
 mod conformance_cmd;
 mod duration;
 mod fmt_cmd;

@@ -30,6 +30,8 @@ use tracing::{debug, trace, warn};
 
 // Reply-cache admission, fair shares and half-open sessions (SPEC §9).
 mod admission;
+// Forms real peers send (SPEC §10): see `interop`.
+mod interop;
 mod resume;
 // Segmentation, integrity, timing headers and `To` (SPEC §5, §7): see `transfer`.
 mod transfer;
@@ -878,6 +880,11 @@ impl Endpoint {
         let sid = self.find_session(from, pdu.session_id().ok().flatten());
         match (sid, seq) {
             (Some(sid), Some(seq)) => self.session_receive(now, sid, from, seq, pdu),
+            (Some(sid), None) if pdu.is_nack() => {
+                // SPEC §10: a NACK may carry no Seq of its own.
+                self.seqless_nack(now, sid, from, &pdu);
+                self.dispatch(now, from, Some(sid), pdu);
+            }
             _ => {
                 if pdu.method() == Some("BYE") {
                     // A BYE for a session we no longer hold: acknowledge it

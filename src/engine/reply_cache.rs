@@ -86,9 +86,15 @@ pub(crate) fn request_horizon(
     attempt: Option<Attempt>,
     cap: Duration,
 ) -> Duration {
+    // Without a stated maximum (`Retry-Attempt: N`, SPEC §10) the sender
+    // is taken to use our own attempt limit.
+    let default_max = u64::from(retry.max_attempts.max(1));
     let (cur, max) = match attempt {
-        Some(a) => (a.current.max(1), a.max.max(a.current).max(1)),
-        None => (1, u64::from(retry.max_attempts.max(1))),
+        Some(a) => {
+            let cur = a.current.max(1);
+            (cur, a.max.unwrap_or(default_max).max(cur))
+        }
+        None => (1, default_max),
     };
     sum_intervals(retry, cur, max, cap)
 }
@@ -344,11 +350,14 @@ mod tests {
             request_horizon(&r, None, cap),
             Duration::from_millis(15_500)
         );
-        let a = Attempt { current: 4, max: 5 };
+        let a = Attempt {
+            current: 4,
+            max: Some(5),
+        };
         assert_eq!(request_horizon(&r, Some(a), cap), Duration::from_secs(12));
         let huge = Attempt {
             current: 1,
-            max: u64::MAX,
+            max: Some(u64::MAX),
         };
         assert_eq!(request_horizon(&r, Some(huge), cap), cap);
         assert_eq!(reply_horizon(&r, cap), Duration::from_millis(15_500));

@@ -103,6 +103,16 @@ pub const PART_OVERHEAD: usize = std::mem::size_of::<Pdu>() + 48;
 
 const H_SEGMENT: HeaderName = HeaderName::from_static(names::SEGMENT);
 const H_PAYLOAD_LENGTH: HeaderName = HeaderName::from_static(names::PAYLOAD_LENGTH);
+const H_SEGMENT_ID: HeaderName = HeaderName::from_static(names::SEGMENT_ID);
+const H_SEGMENT_INDEX: HeaderName = HeaderName::from_static(names::SEGMENT_INDEX);
+const H_SEGMENT_COUNT: HeaderName = HeaderName::from_static(names::SEGMENT_COUNT);
+
+/// Bytes the `Segment-ID` / `Segment-Index` / `Segment-Count` lines add to
+/// a segment's head (SPEC §10) for a payload id of `id_len` bytes and
+/// numbers of at most `digits` digits: for the senders' head budgets.
+pub(crate) fn triple_len(id_len: usize, digits: usize) -> usize {
+    (12 + id_len + 2) + (15 + digits + 2) + (15 + digits + 2)
+}
 
 /// Headers that describe one segment, dropped from the delivered request.
 /// `Content-Hash-*` goes too: it covered the first segment's body only.
@@ -558,9 +568,13 @@ pub(crate) fn assemble(parts: &[Pdu], opts: &ParseOptions) -> Result<Pdu, ParseE
 
 /// Segment `index` (1-based) of `payload` cut every `chunk` bytes:
 /// `template` (a request head, its body ignored) with `Segment: I/N`,
-/// `Payload-Length` and that part of the payload as its body. Message-ID
-/// and hashes are the caller's. What the engine sends, for tools that build
-/// PDUs themselves (`acorn-cli send --segment-size`).
+/// `Payload-Length` and that part of the payload as its body. Beside
+/// `Segment: I/N` go `Segment-ID` (the template's `TX-ID`),
+/// `Segment-Index` and `Segment-Count`: the triple the public reference
+/// implementation reassembles (SPEC §10); without a `TX-ID` there is no
+/// payload id to name and the triple is left out. Message-ID and hashes
+/// are the caller's. What the engine sends, for tools that build PDUs
+/// themselves (`acorn-cli send --segment-size`).
 pub fn segment_request(
     template: &PduBuilder,
     payload: &Bytes,
@@ -570,6 +584,11 @@ pub fn segment_request(
     let count = segment_count(payload.len(), chunk);
     let mut b = template.clone();
     let _ = b.set_value(&H_SEGMENT, Bytes::from(format!("{index}/{count}")));
+    if let Some(tx) = template.get_header(names::TX_ID).cloned() {
+        let _ = b.set_value(&H_SEGMENT_ID, tx);
+        b.set_number(&H_SEGMENT_INDEX, index);
+        b.set_number(&H_SEGMENT_COUNT, count);
+    }
     b.set_number(&H_PAYLOAD_LENGTH, payload.len() as u64);
     b.body(chunk_of(payload, chunk, index));
     b

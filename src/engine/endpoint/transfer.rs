@@ -284,6 +284,10 @@ impl Endpoint {
             + (12 + 20 + 2) // "Message-ID: " id CRLF (ids are 17 bytes)
             + (9 + 2 * d + 1 + 2) // "Segment: I/N" CRLF, N <= payload
             + (16 + d + 2) // "Payload-Length: " CRLF
+            + segment::triple_len(
+                template.get_header(names::TX_ID).map_or(0, |t| t.len()),
+                d,
+            ) // SPEC §10: Segment-ID, -Index, -Count
             + (16 + digits(self.cfg.max_datagram) + 2) // "Content-Length: " CRLF
             + integrity::stamp_len(&self.cfg.integrity, HashScope::Content)
             + integrity::stamp_len(&self.cfg.integrity, HashScope::Payload)
