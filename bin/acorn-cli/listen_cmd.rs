@@ -96,6 +96,8 @@ pub(crate) struct Args {
     /// signs replies with it. The key is never printed.
     #[arg(long, value_name = "FILE")]
     hmac_key_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    transport: crate::transport_args::TransportArgs,
 }
 
 fn parse_spec(s: &str) -> Result<HashSpec, String> {
@@ -172,7 +174,7 @@ async fn serve(
         parse: cfg.parse,
     };
     let mut stop = Stop::new(args.exit_after)?;
-    let mut builder = PeerBuilder::new(cfg).tap(true);
+    let mut builder = args.transport.apply(PeerBuilder::new(cfg).tap(true));
     if let Some(a) = udp {
         builder = builder.udp(a);
     }
@@ -190,6 +192,9 @@ async fn serve(
     if udp.is_some() {
         if let Some(a) = peer.udp_addr() {
             eprintln!("listening on {}", Dest::Udp(a));
+        }
+        if let Some(n) = peer.udp_recv_buffer() {
+            eprintln!("udp receive buffer: {n} bytes (as the kernel reports it)");
         }
     }
     if tcp.is_some() {
@@ -215,6 +220,11 @@ async fn serve(
                 eprintln!("acorn-cli: {why}; shutting down");
                 break;
             }
+        }
+    }
+    if tcp.is_some() {
+        if let Ok(s) = peer.tcp_stats().await {
+            eprintln!("{}", crate::transport_args::stats_line(&s));
         }
     }
     peer.shutdown().await.context("shutting down")?;

@@ -18,6 +18,7 @@ mod parse_cmd;
 mod relay_cmd;
 mod send_cmd;
 mod show;
+mod transport_args;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -154,9 +154,7 @@ impl Endpoint {
         };
         // The server's stream starts again; ours continues where it was.
         s.next_in = pdu.seq().ok().flatten();
-        s.reorder.clear();
-        s.retx.clear();
-        s.retx_bytes = 0;
+        s.clear_buffers();
         s.peer_acked = s.next_out.checked_sub(1);
         s.state = State::Open;
         debug!(session = sid, "session renewed: the server lost its state");
@@ -288,8 +286,9 @@ impl Endpoint {
         let dest = reply_dest(pdu, from);
         let (_, payload) = self.send_pdu(None, reply, dest, SentKind::Other);
         let id = self.handle();
-        self.make_room_in();
+        self.make_room_in(now, from);
         self.remember_in(
+            now,
             id,
             InTx {
                 requester: to,
@@ -304,6 +303,7 @@ impl Endpoint {
                 },
                 ..InTx::of(pdu, from, key, Some(sid))
             },
+            pdu.attempt().ok().flatten(),
         );
         let at = now + self.cfg.retry.interval(1);
         self.set_in_deadline(id, Some(at));
@@ -395,7 +395,7 @@ impl Endpoint {
             .flatten()
             .unwrap_or(SessionMode::Ordered);
         let sid = self.handle();
-        let mut s = Session::new(from, Role::Server, mode, now);
+        let mut s = Session::new(from, Role::Server, mode, now, &self.budget);
         s.state = State::Open;
         // The client's stream continues; ours starts at 0.
         s.next_in = pdu.seq().ok().flatten();
@@ -407,6 +407,7 @@ impl Endpoint {
         self.session_by_peer.insert(from, sid);
         self.session_by_id.insert(id.clone(), sid);
         self.wake_session(sid, now + self.cfg.session_idle_timeout);
+        self.session_admitted(now, sid, from, None); // counted in its source's share
         let mut ok = PduBuilder::static_reply(200, "OK");
         let _ = ok.set_value(&H_SESSION_STATUS, Bytes::from_static(b"new"));
         let _ = ok.set_value(&H_SESSION_ID, Bytes::from(id.clone()));

@@ -61,6 +61,20 @@ pub(super) struct Transfers {
     stream_peers: HashSet<SocketAddr>,
 }
 
+impl Transfers {
+    /// Segmentation state whose reassembly keeps the per-source shares
+    /// and charges the memory budget (SPEC §9).
+    pub(super) fn new(
+        budget: &crate::budget::MemoryBudget,
+        shares: crate::engine::SharesConfig,
+    ) -> Self {
+        Transfers {
+            reasm: Reassembler::attach(budget, shares),
+            ..Transfers::default()
+        }
+    }
+}
+
 /// One outgoing segmented request.
 #[derive(Debug)]
 struct OutTransfer {
@@ -678,6 +692,10 @@ impl Endpoint {
         if let Some(t) = self.in_txs.get_mut(&id) {
             t.state = InState::Closed;
         }
+        // Decision (SPEC §9): its entry may make room at once — the
+        // reassembler catches a duplicate segment (index held, or payload
+        // finished), so forgetting it never processes anything twice.
+        self.in_acked(id);
         let (Some(payload), Some(whole)) = (segment::payload_id(&pdu), whole_key(&pdu)) else {
             self.violation(from, Violation::SegmentWithoutId);
             self.refuse(now, &pdu, from, 400, "Segment Without TX-ID");
@@ -808,17 +826,13 @@ impl Endpoint {
             state: InState::Waiting,
             deadline: None,
         };
-        if !self.make_room_in() {
-            // Every remembered request awaits the application.
-            self.emit(Event::LimitReached {
-                limit: EngineLimit::ReplyCache,
-                peer: Some(from),
-            });
+        if !self.make_room_in(now, from) {
+            // Only young answers are remembered (reported by `admission`).
             self.refuse(now, head, from, 503, "Busy");
             return None;
         }
         let id = self.handle();
-        self.remember_in(id, txn);
+        self.remember_in(now, id, txn, head.attempt().ok().flatten());
         Some(id)
     }
 
