@@ -480,18 +480,24 @@ impl Endpoint {
         let Some(parent) = self.find_out(pdu) else {
             return false;
         };
-        let Some(t) = self.transfers.out.get(&parent) else {
+        if !self.transfers.out.contains_key(&parent) {
             return false;
-        };
-        let seg = pdu
-            .ack_message_id()
-            .ok()
-            .flatten()
-            .and_then(|m| t.in_flight.get(m).copied());
+        }
+        self.ack_named_segment(now, parent, pdu);
+        true
+    }
+
+    /// Acknowledge the segment of `parent` in flight that `pdu`'s
+    /// `Ack-Message-ID` names, if any (an ACK, or a reply standing in for
+    /// one, SPEC §4).
+    fn ack_named_segment(&mut self, now: Instant, parent: u64, pdu: &Pdu) {
+        let seg = self.transfers.out.get(&parent).and_then(|t| {
+            let m = pdu.ack_message_id().ok().flatten()?;
+            t.in_flight.get(m).copied()
+        });
         if let Some(seg) = seg {
             self.out_acked(now, seg);
         }
-        true
     }
 
     /// A reply for request `parent` while it is a segmented request with
@@ -518,16 +524,9 @@ impl Endpoint {
             status, "reply before every segment is acknowledged: held"
         );
         t.held = Some((pdu.clone(), from, session));
-        let seg = pdu
-            .ack_message_id()
-            .ok()
-            .flatten()
-            .and_then(|m| t.in_flight.get(m).copied());
-        if let Some(seg) = seg {
-            // SPEC §4: the reply stands in for this segment's ACK; when it
-            // was the last, `segment_acked` delivers the held reply.
-            self.out_acked(now, seg);
-        }
+        // SPEC §4: the reply stands in for the ACK of the segment it names;
+        // when that was the last, `segment_acked` delivers the held reply.
+        self.ack_named_segment(now, parent, pdu);
         true
     }
 
