@@ -86,15 +86,15 @@ pub(crate) fn request_horizon(
     attempt: Option<Attempt>,
     cap: Duration,
 ) -> Duration {
+    // Without a stated maximum (`Retry-Attempt: N`, SPEC §10) the sender
+    // is taken to use our own attempt limit.
+    let default_max = u64::from(retry.max_attempts.max(1));
     let (cur, max) = match attempt {
-        // `Retry-Attempt` names no maximum (SPEC §10): ours stands in.
         Some(a) => {
-            let max = a
-                .max
-                .unwrap_or_else(|| u64::from(retry.max_attempts.max(1)));
-            (a.current.max(1), max.max(a.current).max(1))
+            let cur = a.current.max(1);
+            (cur, a.max.unwrap_or(default_max).max(cur))
         }
-        None => (1, u64::from(retry.max_attempts.max(1))),
+        None => (1, default_max),
     };
     sum_intervals(retry, cur, max, cap)
 }
