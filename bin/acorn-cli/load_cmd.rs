@@ -155,6 +155,8 @@ pub(crate) struct Args {
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    addressing: crate::addressing::Addressing,
 }
 
 /// What every flow needs to know.
@@ -174,6 +176,8 @@ struct Plan {
     wire_check: bool,
     /// `--attempts`: the engine's `RetryPolicy::max_attempts`.
     attempts: Option<u32>,
+    /// `--from` / `--reply-to`, stamped on every request.
+    addressing: crate::addressing::Addressing,
 }
 
 /// Spaces sends `interval` apart over all flows: send number k waits for
@@ -351,6 +355,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Status> {
         payload: args.payload,
         window: args.window,
         timeout: args.timeout,
+        addressing: args.addressing.clone(),
         wire_check: !args.no_wire_check,
         attempts: args.attempts,
     };
@@ -682,6 +687,7 @@ fn one(
     body: Bytes,
 ) -> impl std::future::Future<Output = Done> + Send + 'static {
     let mut pdu = PduBuilder::request_with(plan.method.clone(), plan.path.clone());
+    plan.addressing.stamp(&mut pdu);
     pdu.body(body.clone());
     let (target, timeout) = (plan.target, plan.timeout);
     async move {

@@ -2,6 +2,7 @@
 
 use super::integrity::IntegrityConfig;
 use super::segment::SegmentConfig;
+use super::shares::SharesConfig;
 use super::timing::Timestamp;
 use crate::wire::{ParseOptions, SessionMode};
 use std::time::Duration;
@@ -192,6 +193,9 @@ pub struct Config {
     /// Proof of address, the 3x budget, resend pacing, the gap budget
     /// (SPEC §9).
     pub paths: super::address::PathConfig,
+    /// Per-source shares, half-open sessions, the reply horizon and the one
+    /// memory budget (SPEC §9).
+    pub shares: SharesConfig,
 }
 
 impl Default for Config {
@@ -217,6 +221,7 @@ impl Default for Config {
             integrity: IntegrityConfig::default(),
             timestamp: Timestamp::default(),
             paths: super::address::PathConfig::default(),
+            shares: SharesConfig::default(),
         }
     }
 }
