@@ -250,8 +250,8 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     stats: Stats,
     transfers: transfer::Transfers,
-    resume_failures: HashMap<std::net::IpAddr, resume::Failures>,
-    resume_failure_order: VecDeque<std::net::IpAddr>,
+    resume_failures: HashMap<resume::FailureKey, resume::Failures>,
+    resume_failure_order: VecDeque<resume::FailureKey>,
     /// Sessions whose window has room for queued requests (drained at the
     /// end of each call, where starting a request is safe).
     window_opened: Vec<u64>,
@@ -1379,6 +1379,10 @@ impl Endpoint {
             self.duplicate(now, from, &pdu);
             return;
         };
+        // A reply to part of a segmented request (`transfer`, SPEC §10).
+        if self.segment_reply(now, id, from, session, &pdu) {
+            return;
+        }
         let status = pdu.status().unwrap_or(0);
         let reply_as_ack = self
             .out_txs
