@@ -28,6 +28,7 @@ use tracing::{debug, trace, warn};
 
 // Proof of address, the 3x budget, path-bound sessions (SPEC §9): see `paths`.
 mod paths;
+mod polling;
 // Reply-cache admission, fair shares and half-open sessions (SPEC §9).
 mod admission;
 // Forms real peers send (SPEC §10): see `interop`.
@@ -73,6 +74,9 @@ pub struct Stats {
     pub malformed: u64,
     /// Segments resent because later segments were acknowledged first.
     pub fast_retransmits: u64,
+    /// Acknowledged requests sent again because their final reply had not
+    /// come (client polling, SPEC §9; also counted in `timer_retransmits`).
+    pub reply_polls: u64,
     /// The path rules at work: bytes withheld by the 3x budget, PDUs
     /// from the wrong path, unproven NACKs (SPEC §9).
     pub paths: super::address::PathStats,
@@ -90,6 +94,7 @@ impl std::ops::AddAssign<&Stats> for Stats {
             duplicates,
             malformed,
             fast_retransmits,
+            reply_polls,
             paths,
         } = *s;
         self.transmits += transmits;
@@ -99,6 +104,7 @@ impl std::ops::AddAssign<&Stats> for Stats {
         self.duplicates += duplicates;
         self.malformed += malformed;
         self.fast_retransmits += fast_retransmits;
+        self.reply_polls += reply_polls;
         self.paths += &paths;
     }
 }
@@ -150,6 +156,7 @@ impl OutTx {
             attempt: 1,
             acked: false,
             deadline: None,
+            reply_by: None,
             sent_at: now,
             initiated: false,
         }
@@ -169,6 +176,8 @@ struct OutTx {
     attempt: u32,
     acked: bool,
     deadline: Option<Instant>,
+    /// Once acknowledged: when the final reply is due (`polling`).
+    reply_by: Option<Instant>,
     sent_at: Instant,
     /// Started by the application (SPEC §9: not an answer, not budgeted).
     initiated: bool,
@@ -1164,7 +1173,7 @@ impl Endpoint {
         if let Some(k) = &key {
             if let Some(&id) = self.in_by_key.get(&(from, k.clone())) {
                 self.stats.duplicates += 1;
-                self.resend_in(id);
+                self.answer_duplicate(from, &pdu, id);
                 return;
             }
         }
@@ -1351,7 +1360,7 @@ impl Endpoint {
             .and_then(|t| t.builder.get_header("Timeout"))
             .and_then(|v| crate::wire::typed::timeout_value(v))
             .unwrap_or(self.cfg.reply_timeout);
-        self.set_out_deadline(id, Some(now + wait));
+        self.await_reply(now, id, now + wait); // polls for a lost reply (`polling`)
     }
 
     fn finish_out(&mut self, id: u64) -> Option<OutTx> {
@@ -1907,6 +1916,12 @@ impl Endpoint {
             self.out_acked(now, id);
             return;
         }
+        if t.acked && self.poll_reply(now, id) {
+            return; // polled for its final reply (`polling`)
+        }
+        let Some(t) = self.out_txs.get(&id) else {
+            return;
+        };
         // SPEC §9 "Loss is not failure": while the session's peer is heard.
         let more = !t.acked && t.kind == OutKind::App && self.session_alive(now, t.session);
         let Some(t) = self.out_txs.get_mut(&id) else {
@@ -2094,6 +2109,7 @@ mod tests {
             duplicates: 5,
             malformed: 6,
             fast_retransmits: 7,
+            reply_polls: 8,
             paths: PathStats {
                 wrong_path: 8,
                 ..PathStats::default()
@@ -2111,6 +2127,7 @@ mod tests {
                 duplicates: 10,
                 malformed: 12,
                 fast_retransmits: 14,
+                reply_polls: 16,
                 paths: PathStats {
                     wrong_path: 16,
                     ..PathStats::default()

@@ -158,7 +158,7 @@ fn digits(n: usize) -> usize {
 
 /// The key of a payload's own transaction: the plain request key of its
 /// segments (TX-ID, else Message-ID), without the segment index.
-fn whole_key(pdu: &Pdu) -> Option<String> {
+pub(super) fn whole_key(pdu: &Pdu) -> Option<String> {
     match pdu.tx_id() {
         Ok(Some(t)) => Some(format!("t:{t}")),
         _ => pdu.message_id().ok().flatten().map(|m| format!("m:{m}")),
@@ -457,6 +457,7 @@ impl Endpoint {
                     attempt: 1,
                     acked: false,
                     deadline: None,
+                    reply_by: None,
                     sent_at: now,
                     initiated: self.paths.initiating,
                 },
@@ -548,9 +549,10 @@ impl Endpoint {
         let Some(t) = self.transfers.out.get_mut(&parent) else {
             return;
         };
-        if let Some(d) = done {
+        let last = done.map(|d| {
             t.in_flight.remove(&d.message_id);
-        }
+            d.builder
+        });
         t.acked += 1;
         if let Some(s) = sample {
             t.rtt.observe(s);
@@ -580,6 +582,9 @@ impl Endpoint {
             // for the reply like any acknowledged request; a reply that
             // came early is that reply now.
             let held = self.transfers.out.remove(&parent).and_then(|t| t.held);
+            if let Some(last) = last {
+                self.poll_with_segment(parent, last); // `polling`
+            }
             self.out_acked(now, parent);
             if let Some((pdu, from, session)) = held {
                 self.incoming_reply(now, from, session, pdu);
