@@ -691,6 +691,8 @@ impl Play<'_> {
             .await
             .map_err(|e| (self.action_line, e))?;
         let framing = transport_of(dest).framing();
+        // The first PDU of a case over UDP is padded (`padding`, SPEC §9).
+        let mut pad_next = framing == acorn::scenario::Framing::Datagram;
         self.start = Instant::now();
         let sc = self.sc;
         // The end of the last `<none` / `<any` watch, if it was the last
@@ -728,7 +730,12 @@ impl Play<'_> {
                 StepKind::At(_) => {}
                 StepKind::Send(p) => {
                     let bytes = p.render(&self.vars, framing).map_err(|e| (line, e))?;
-                    let bytes = self.stamp.apply(Bytes::from(bytes), conn.local());
+                    let mut bytes = self.stamp.apply(Bytes::from(bytes), conn.local());
+                    if pad_next {
+                        if let Some(padded) = crate::padding::pad(bytes.clone()) {
+                            (bytes, pad_next) = (padded, false);
+                        }
+                    }
                     anchor = Instant::now();
                     self.record('>', anchor, &bytes);
                     conn.send(&bytes).await.map_err(|e| (line, e))?;

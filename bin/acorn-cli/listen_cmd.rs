@@ -107,8 +107,8 @@ pub(crate) struct Args {
     hmac_key_file: Option<std::path::PathBuf>,
     /// Toward an address that has not proven it receives our PDUs, send at
     /// most N times the bytes received from it (SPEC §9) [default: 3].
-    /// The seeds' minimal hand-written PDUs need about 10 to get every
-    /// answer the conformance suite shows.
+    /// A client that sends tiny first PDUs should pad them (as
+    /// `conformance` does) rather than have this raised.
     #[arg(long, value_name = "N")]
     amplification_factor: Option<u64>,
     #[command(flatten)]

@@ -14,6 +14,7 @@ mod input;
 mod json;
 mod listen_cmd;
 mod load_cmd;
+mod padding;
 mod parse_cmd;
 mod relay_cmd;
 mod send_cmd;
