@@ -343,7 +343,8 @@ impl Endpoint {
         self.out_txs.len()
     }
 
-    /// Incoming transactions remembered.
+    /// Incoming transactions remembered (the reply cache; see
+    /// [`EngineLimits::max_reply_cache`](super::EngineLimits::max_reply_cache)).
     pub fn remembered_requests(&self) -> usize {
         self.in_txs.len()
     }
