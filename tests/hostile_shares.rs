@@ -648,6 +648,15 @@ fn memory_budget_total_back_pressure() {
         s.ep.send(s.now, h, PduBuilder::request("GET", "/x").unwrap());
     assert_eq!(r.err(), Some(EngineError::MemoryBudget));
     assert_eq!(statuses(&s.input(honest(1), &get("t", "1/5"), b"")), [503]);
+    // Inside an ordered session the refusal takes the session's next Seq,
+    // as any answer there must.
+    let out = s.put(spread(1), &sid, 2, b"");
+    let busy = out.iter().find(|p| p.status() == Some(503)).expect("503");
+    assert!(
+        hdr(busy, "Seq").is_some(),
+        "in-session refusal carries a Seq"
+    );
+    assert_eq!(hdr(busy, "Session-ID").as_deref(), Some(sid.as_str()));
 }
 
 /// The budget over reassembly and the reply cache: a new transfer or
