@@ -1394,6 +1394,10 @@ impl Endpoint {
             self.duplicate(now, from, &pdu);
             return;
         };
+        // A reply to part of a segmented request (`transfer`, SPEC §10).
+        if self.segment_reply(now, id, from, session, &pdu) {
+            return;
+        }
         let status = pdu.status().unwrap_or(0);
         let reply_as_ack = self
             .out_txs
