@@ -981,6 +981,8 @@ impl Endpoint {
             s.session_id.is_some() && pdu.session_id().ok().flatten() == s.session_id.as_deref();
         if proof {
             self.session_confirmed(sid);
+        } else if from == s.peer {
+            self.session_active(sid); // no proof: see `admission`
         }
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
