@@ -1179,6 +1179,51 @@ fn junit_report(
 mod tests {
     use super::*;
 
+    /// The first `<` block of a one-block script.
+    fn ack_block(lines: &str) -> ExpectPdu {
+        let text = format!("role server\n\n> GET /x ACORN/1.0\n> TX-ID: 7\n{lines}");
+        let sc = scenario::parse("t.scenario", &text).unwrap();
+        sc.steps
+            .iter()
+            .find_map(|s| match &s.kind {
+                StepKind::Expect(e) => Some(e.clone()),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_reply_with_tx_id_and_ack_message_id_stands_in_for_the_ack() {
+        assert!(is_ack_line("ACORN/1.0 000 ACK"));
+        assert!(is_ack_line("acorn/1.0 000"));
+        assert!(!is_ack_line("ACORN/1.0 001 NACK"));
+        assert!(!is_ack_line("ACORN/1.0 200 OK"));
+        let exp = ack_block("< ACORN/1.0 000 ACK\n< TX-ID: 7\n< ?Ack-Message-ID: q-7\n< Seq: 2\n");
+        let vars = Vars::new();
+        let reply = |s: &str| Bytes::from(s.replace('\n', "\r\n"));
+        let good = reply("ACORN/1.0 200 OK\nTX-ID: 7\nAck-Message-ID: q-7\n\n");
+        let dev = stands_in_for_ack(&exp, &good, &vars, "at +1ms").unwrap();
+        assert!(dev.message.contains("stands in"), "{}", dev.message);
+        for bad in [
+            "ACORN/1.0 200 OK\nTX-ID: 8\nAck-Message-ID: q-7\n\n",
+            "ACORN/1.0 200 OK\nTX-ID: 7\n\n",
+            "ACORN/1.0 001 NACK\nTX-ID: 7\nAck-Message-ID: q-7\n\n",
+            "ACORN/1.0 000 ACK\nTX-ID: 7\nAck-Message-ID: q-7\n\n",
+        ] {
+            assert!(
+                stands_in_for_ack(&exp, &reply(bad), &vars, "x").is_none(),
+                "{bad}"
+            );
+        }
+        // On a real ACK a missing Seq is a deviation, not a failure.
+        let relaxed = seq_is_should(&exp);
+        let mut vars = Vars::new();
+        let ack = reply("ACORN/1.0 000 ACK\nTX-ID: 7\nAck-Message-ID: q-7\n\n");
+        assert!(exp.check(&ack, None, &mut vars, "x").is_err());
+        let devs = relaxed.check(&ack, None, &mut vars, "x").unwrap();
+        assert_eq!(devs.len(), 1);
+    }
+
     #[test]
     fn xml_text_is_escaped_and_control_characters_written_out() {
         assert_eq!(
