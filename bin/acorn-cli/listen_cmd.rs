@@ -74,6 +74,15 @@ pub(crate) struct Args {
     /// engine's, 10000].
     #[arg(long, value_name = "N")]
     max_sessions: Option<usize>,
+    /// Sessions one IP address may hold (a load generator on one host
+    /// needs it raised) [default: the engine's, 256; its /24 or /64: 4x].
+    #[arg(long, value_name = "N")]
+    sessions_per_source: Option<usize>,
+    /// Bytes held for peers over every buffer (reorder, retransmission,
+    /// reassembly, reply cache) [default: the engine's, 268435456 = 256
+    /// MiB; one IP address may hold 1/16 of it].
+    #[arg(long, value_name = "BYTES")]
+    memory_budget: Option<usize>,
     /// Close a session after this long without a PDU from its peer
     /// (e.g. 30s, 2m) [default: the engine's, 120s].
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
@@ -142,6 +151,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Status> {
     let mut cfg = Config::default();
     if let Some(n) = args.max_sessions {
         cfg.limits.max_sessions = n;
+    }
+    if let Some(n) = args.sessions_per_source {
+        cfg.shares.sessions_per_source = n;
+        cfg.shares.sessions_per_prefix = n.saturating_mul(4);
+    }
+    if let Some(n) = args.memory_budget {
+        cfg.shares.memory_budget = n;
+        cfg.shares.memory_per_source = n / 16;
     }
     if let Some(d) = args.idle_timeout {
         cfg.session_idle_timeout = d;
@@ -575,6 +592,14 @@ fn limit_name(l: &EngineLimit) -> String {
         EngineLimit::ReassemblyBytes => "max_reassembly_bytes".to_owned(),
         EngineLimit::PayloadSize => "max_payload_len".to_owned(),
         EngineLimit::SegmentCount => "max_segments".to_owned(),
+        EngineLimit::MemoryBudget => "memory_budget".to_owned(),
+        EngineLimit::ReplyCacheSource => "reply_cache_per_source".to_owned(),
+        EngineLimit::ReplyCachePrefix => "reply_cache_per_prefix".to_owned(),
+        EngineLimit::SessionsSource => "sessions_per_source".to_owned(),
+        EngineLimit::SessionsPrefix => "sessions_per_prefix".to_owned(),
+        EngineLimit::HalfOpen => "max_half_open".to_owned(),
+        EngineLimit::ReassembliesSource => "reassemblies_per_source".to_owned(),
+        EngineLimit::ReassembliesPrefix => "reassemblies_per_prefix".to_owned(),
         #[allow(unreachable_patterns)]
         other => format!("{other:?}"),
     }

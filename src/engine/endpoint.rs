@@ -250,8 +250,8 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     stats: Stats,
     transfers: transfer::Transfers,
-    resume_failures: HashMap<std::net::IpAddr, resume::Failures>,
-    resume_failure_order: VecDeque<std::net::IpAddr>,
+    resume_failures: HashMap<resume::FailureKey, resume::Failures>,
+    resume_failure_order: VecDeque<resume::FailureKey>,
     /// Sessions whose window has room for queued requests (drained at the
     /// end of each call, where starting a request is safe).
     window_opened: Vec<u64>,

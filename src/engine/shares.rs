@@ -63,6 +63,11 @@ pub struct SharesConfig {
     /// when a new transfer needs its room (the slot's `reassembly_timeout`
     /// still ends it otherwise). Default 2 s.
     pub reassembly_idle_timeout: Duration,
+    /// Failed resume or join attempts all addresses of one /24 or /64 may
+    /// make per `resume_failure_window` (each address also has its own
+    /// `resume_failures_per_window`); past it every attempt from the
+    /// prefix gets the same `404` without a lookup. Default 20.
+    pub resume_failures_per_prefix: u32,
 }
 
 impl Default for SharesConfig {
@@ -82,6 +87,7 @@ impl Default for SharesConfig {
             reassemblies_per_source: 16,
             reassemblies_per_prefix: 32,
             reassembly_idle_timeout: Duration::from_secs(2),
+            resume_failures_per_prefix: 20,
         }
     }
 }

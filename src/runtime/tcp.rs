@@ -24,12 +24,21 @@
 //! connection: its queue is freed at once, and what the engine had in
 //! flight there is left to its timers (a dialled connection is redialled).
 //!
+//! **Decision (the memory budget).** A connection's queued bytes and its
+//! read buffer's capacity are charged to the engine's memory budget on
+//! behalf of the peer's IP address (`BufferKind::TcpWrite`, `TcpRead`). A
+//! refused write charge closes the connection if it has a queue (it is not
+//! draining), else drops only that PDU; a refused read-buffer growth closes
+//! the connection (its PDU cannot be held), counted in
+//! [`TcpStats::budget_refusals`].
+//!
 //! **Decision (half-close).** End of stream from the peer is a half-close:
 //! the connection stays until every request it delivered to the
 //! application is answered and written, then it is shut down; if answers
 //! do not come within [`TcpLimits::idle_timeout`] it is closed anyway.
 
 use super::limits::{TcpLimits, TcpStats, QUEUE_ENTRY_OVERHEAD};
+use crate::budget::{BufferKind, Charge, MemoryBudget};
 use crate::codec::{CodecError, StreamCodec};
 use crate::wire::{ParseError, ParseOptions, Pdu};
 use bytes::{Bytes, BytesMut};
@@ -61,6 +70,8 @@ pub(crate) enum Ended {
     HeaderTimeout,
     /// No whole PDU (or a write blocked) for [`TcpLimits::idle_timeout`].
     IdleTimeout,
+    /// The read buffer could not grow within the memory budget.
+    Budget,
 }
 
 /// What connection tasks report to the driver.
@@ -76,15 +87,28 @@ pub(crate) enum ConnMsg {
     Redialled(SocketAddr, TcpStream),
 }
 
-/// The byte count of one connection's queue, shared with its tasks.
-#[derive(Debug, Default)]
+/// The byte count of one connection's queue, shared with its tasks. Its
+/// bytes are also charged to the memory budget (SPEC §9 "One memory
+/// budget") on behalf of the peer's address.
+#[derive(Debug)]
 struct Queue {
     bytes: AtomicUsize,
     /// Signalled whenever the writer frees bytes (wakes a paused reader).
     drained: Notify,
+    budget: MemoryBudget,
+    source: IpAddr,
 }
 
 impl Queue {
+    fn new(budget: MemoryBudget, source: IpAddr) -> Self {
+        Queue {
+            bytes: AtomicUsize::new(0),
+            drained: Notify::new(),
+            budget,
+            source,
+        }
+    }
+
     /// Give back `n` bytes, unless the whole queue was given back already.
     fn release(&self, n: usize, total: &AtomicUsize) {
         if self
@@ -92,7 +116,7 @@ impl Queue {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| q.checked_sub(n))
             .is_ok()
         {
-            total.fetch_sub(n, Ordering::AcqRel);
+            self.give_back(n, total);
         }
         self.drained.notify_one();
     }
@@ -100,8 +124,14 @@ impl Queue {
     /// Give back everything still counted (once; later releases find 0).
     fn release_all(&self, total: &AtomicUsize) {
         let left = self.bytes.swap(0, Ordering::AcqRel);
-        total.fetch_sub(left, Ordering::AcqRel);
+        self.give_back(left, total);
         self.drained.notify_one();
+    }
+
+    fn give_back(&self, n: usize, total: &AtomicUsize) {
+        total.fetch_sub(n, Ordering::AcqRel);
+        self.budget
+            .release_from(BufferKind::TcpWrite, self.source, n);
     }
 }
 
@@ -118,6 +148,8 @@ struct Conn {
     read_closed: bool,
     /// Requests read from it that the application has not answered yet.
     pending: usize,
+    /// A whole PDU has arrived on it.
+    spoke: bool,
 }
 
 /// Where a PDU for an address goes.
@@ -141,6 +173,7 @@ pub(crate) enum Refused {
 /// Every TCP connection of a driver, their queues and routes.
 pub(crate) struct Connections {
     limits: TcpLimits,
+    budget: MemoryBudget,
     opts: ParseOptions,
     conns: HashMap<SocketAddr, Conn>,
     next_id: ConnId,
@@ -158,9 +191,10 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
-    pub(crate) fn new(limits: TcpLimits, opts: ParseOptions) -> Self {
+    pub(crate) fn new(limits: TcpLimits, opts: ParseOptions, budget: MemoryBudget) -> Self {
         Connections {
             limits,
+            budget,
             opts,
             conns: HashMap::new(),
             next_id: 0,
@@ -176,19 +210,41 @@ impl Connections {
         }
     }
 
-    /// Whether a connection accepted from `from` may be kept.
+    /// Whether a connection accepted from `from` may be kept. With the
+    /// table full, the oldest accepted connection that has not sent a whole
+    /// PDU yet (a slowloris, most likely) makes room for it.
     pub(crate) fn admit(&mut self, from: SocketAddr) -> Result<(), Refused> {
         let l = &self.limits;
-        let refused = if self.accepted_now >= l.max_connections {
-            self.stats.refused_total += 1;
-            Refused::Total
-        } else if self.per_ip.get(&from.ip()).copied().unwrap_or(0) >= l.max_connections_per_ip {
+        if self.per_ip.get(&from.ip()).copied().unwrap_or(0) >= l.max_connections_per_ip {
             self.stats.refused_per_ip += 1;
-            Refused::PerIp
-        } else {
-            return Ok(());
-        };
-        Err(refused)
+            return Err(Refused::PerIp);
+        }
+        if self.accepted_now >= l.max_connections {
+            let oldest_silent = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.accepted && !c.spoke)
+                .min_by_key(|(_, c)| c.id)
+                .map(|(a, _)| *a);
+            match oldest_silent {
+                Some(victim) => {
+                    self.stats.evicted_silent += 1;
+                    self.close(&victim);
+                }
+                None => {
+                    self.stats.refused_total += 1;
+                    return Err(Refused::Total);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A whole PDU arrived from `addr` (it is no longer silent).
+    pub(crate) fn spoke(&mut self, addr: &SocketAddr) {
+        if let Some(c) = self.conns.get_mut(addr) {
+            c.spoke = true;
+        }
     }
 
     /// Connections refused so far (to rate-limit the warning).
@@ -216,18 +272,21 @@ impl Connections {
         let (read, write) = stream.into_split();
         let id = self.next_id;
         self.next_id += 1;
-        let queue = Arc::new(Queue::default());
+        let queue = Arc::new(Queue::new(self.budget.clone(), from.ip()));
         let (tx, rx) = mpsc::unbounded_channel();
         let span = tracing::info_span!("tcp", %from, id);
         let reader = tokio::spawn(tracing::Instrument::instrument(
             read_loop(
-                id,
-                from,
+                Reader {
+                    id,
+                    from,
+                    opts: self.opts,
+                    limits: self.limits,
+                    queue: queue.clone(),
+                    buffer: self.budget.charge_from(BufferKind::TcpRead, from.ip()),
+                    events: events.clone(),
+                },
                 read,
-                self.opts,
-                self.limits,
-                queue.clone(),
-                events.clone(),
             ),
             span.clone(),
         ));
@@ -263,6 +322,7 @@ impl Connections {
                 accepted,
                 read_closed: false,
                 pending: 0,
+                spoke: false,
             },
         );
         self.writers.insert(id, writer);
@@ -304,6 +364,22 @@ impl Connections {
             return Route::Dropped;
         }
         let c = &self.conns[&dest];
+        if !self
+            .budget
+            .try_charge_from(BufferKind::TcpWrite, dest.ip(), cost)
+        {
+            // The memory budget (or this address's share of it) is spent:
+            // a connection that is not draining its queue goes; otherwise
+            // only this PDU is dropped, left to retransmission.
+            self.stats.budget_refusals += 1;
+            if c.queue.bytes.load(Ordering::Acquire) > 0 {
+                tracing::debug!(peer = %dest, "memory budget full; closing a connection with a queue");
+                self.close(&dest);
+            } else {
+                self.stats.dropped_pdus += 1;
+            }
+            return Route::Dropped;
+        }
         let now_queued = c.queue.bytes.fetch_add(cost, Ordering::AcqRel) + cost;
         let total = self.total.fetch_add(cost, Ordering::AcqRel) + cost;
         if c.tx.send(payload).is_err() {
@@ -409,6 +485,7 @@ impl Connections {
         match why {
             Ended::HeaderTimeout => self.stats.header_timeouts += 1,
             Ended::IdleTimeout => self.stats.idle_timeouts += 1,
+            Ended::Budget => self.stats.budget_refusals += 1,
             Ended::Error(_) | Ended::Malformed(_) => {}
         }
         self.close(addr);
@@ -476,17 +553,31 @@ impl Connections {
     }
 }
 
-/// Read PDUs from one connection until it ends, a head is too slow, or it
-/// idles; pause while its write queue is over half full.
-async fn read_loop(
+/// What a reader task needs besides its socket.
+struct Reader {
     id: ConnId,
     from: SocketAddr,
-    mut read: OwnedReadHalf,
     opts: ParseOptions,
     limits: TcpLimits,
     queue: Arc<Queue>,
+    /// The read buffer's capacity, charged to the memory budget.
+    buffer: Charge,
     events: mpsc::Sender<ConnMsg>,
-) {
+}
+
+/// Read PDUs from one connection until it ends, a head is too slow, it
+/// idles, or its read buffer finds no room in the memory budget; pause
+/// while its write queue is over half full.
+async fn read_loop(r: Reader, mut read: OwnedReadHalf) {
+    let Reader {
+        id,
+        from,
+        opts,
+        limits,
+        queue,
+        mut buffer,
+        events,
+    } = r;
     let mut codec = StreamCodec::new(opts);
     let mut buf = BytesMut::with_capacity(4096);
     let mut idle_at = Instant::now() + limits.idle_timeout;
@@ -511,6 +602,9 @@ async fn read_loop(
         };
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(4096);
+        }
+        if !charge_capacity(&mut buffer, buf.capacity()) {
+            break Ended::Budget;
         }
         let n = tokio::select! {
             r = read.read_buf(&mut buf) => r,
@@ -557,6 +651,19 @@ async fn read_loop(
         }
     };
     let _ = events.send(ConnMsg::Closed(id, from, ended)).await;
+}
+
+/// Keep `charge` equal to `capacity`; false if the budget has no room
+/// for the growth.
+fn charge_capacity(charge: &mut Charge, capacity: usize) -> bool {
+    match capacity.checked_sub(charge.bytes()) {
+        Some(0) => true,
+        Some(grow) => charge.try_grow(grow),
+        None => {
+            charge.shrink(charge.bytes() - capacity);
+            true
+        }
+    }
 }
 
 /// What a writer task needs besides its socket and queue.

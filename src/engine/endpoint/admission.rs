@@ -228,15 +228,9 @@ impl Endpoint {
         true
     }
 
-    /// End half-open session `sid` and forget its `REG`'s transaction (a
-    /// retransmitted `REG` opens a new session).
+    /// End half-open session `sid` (its `REG`'s transaction goes with it:
+    /// see [`Endpoint::session_released`]).
     fn drop_unconfirmed(&mut self, sid: u64) {
-        if let Some(id) = self.session_shares.opening.remove(&sid) {
-            if let Some(t) = self.in_txs.remove(&id) {
-                self.in_by_key.remove(&t.key);
-            }
-            self.replies.remove(id);
-        }
         self.drop_session(sid, CloseReason::NeverConfirmed);
     }
 
@@ -278,8 +272,17 @@ impl Endpoint {
         }
     }
 
-    /// Session `sid` is gone: its shares are freed.
+    /// Session `sid` is gone: its shares are freed. Still half-open, its
+    /// `REG`'s transaction is forgotten too (the client never showed it
+    /// received the answer; a retransmitted `REG` opens a new session
+    /// rather than being told of one that no longer exists).
     pub(super) fn session_released(&mut self, sid: u64) {
+        if let Some(id) = self.session_shares.opening.remove(&sid) {
+            if let Some(t) = self.in_txs.remove(&id) {
+                self.in_by_key.remove(&t.key);
+            }
+            self.replies.remove(id);
+        }
         self.session_confirmed(sid);
         let sh = &mut self.session_shares;
         if let Some(ip) = sh.source_of.remove(&sid) {
