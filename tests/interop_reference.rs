@@ -393,3 +393,25 @@ fn no_case_fails_for_want_of_a_separate_ack() {
     assert!(graded >= 2, "{}", r.stdout);
     eprintln!("{}", r.stdout);
 }
+
+#[test]
+fn addressing_flags_take_identities_only() {
+    for cmd in [
+        &["send", "--from", "127.0.0.1", "127.0.0.1:1"][..],
+        &["send", "--reply-to", "a b:1", "127.0.0.1:1"][..],
+        &["load", "--from", "nowhere", "127.0.0.1:1"][..],
+        &[
+            "conformance",
+            "--reply-to",
+            "127.0.0.1:99999",
+            "127.0.0.1:1",
+        ][..],
+    ] {
+        let r = run(cmd, "", LIMIT);
+        assert_eq!(r.code, Some(2), "{cmd:?}: {}", r.stderr);
+        assert!(r.stderr.contains("HOST:PORT"), "{cmd:?}: {}", r.stderr);
+    }
+    // `auto` is the conformance runner's own socket, not a send address.
+    let r = run(&["send", "--from", "auto", "127.0.0.1:1"], "", LIMIT);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+}
