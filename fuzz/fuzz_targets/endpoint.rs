@@ -211,9 +211,12 @@ struct Harness {
     contacted: HashSet<SocketAddr>,
     /// Ids the engine sent, by the address it sent them to.
     ids_to: HashMap<SocketAddr, Vec<String>>,
-    /// Every datagram the harness sent (an id found here first is not the
-    /// engine's).
-    ours: Vec<Vec<u8>>,
+    /// The same, for lookups.
+    known_ids: HashSet<(SocketAddr, String)>,
+    /// Every header value of the datagrams the harness sent (an id found
+    /// here first is not the engine's: the engine echoes such values, as
+    /// it echoes a request's TX-ID).
+    ours: HashSet<Vec<u8>>,
     log: Vec<(SocketAddr, Bytes)>,
     incoming: Vec<IncomingId>,
     sessions: Vec<SessionHandle>,
@@ -249,7 +252,8 @@ impl Harness {
             proven: HashSet::new(),
             contacted: HashSet::new(),
             ids_to: HashMap::new(),
-            ours: Vec::new(),
+            known_ids: HashSet::new(),
+            ours: HashSet::new(),
             log: Vec::new(),
             incoming: Vec::new(),
             sessions: Vec::new(),
@@ -372,13 +376,17 @@ impl Harness {
     fn deliver(&mut self, from: SocketAddr, bytes: Vec<u8>) {
         let proves = self.ids_to.get(&from).is_some_and(|ids| {
             ids.iter()
-                .any(|id| bytes.windows(id.len()).any(|w| w == id.as_bytes()))
+                .any(|id| memchr::memmem::find(&bytes, id.as_bytes()).is_some())
         });
         if proves {
             self.proven.insert(from);
         }
         *self.received.entry(from).or_default() += bytes.len() as u64;
-        self.ours.push(bytes.clone());
+        for line in bytes.split(|&b| b == b'\n') {
+            if let Some(colon) = line.iter().position(|&b| b == b':') {
+                self.ours.insert(line[colon + 1..].trim_ascii().to_vec());
+            }
+        }
         self.ep.handle_datagram(self.now, from, Bytes::from(bytes));
     }
 
@@ -414,12 +422,13 @@ impl Harness {
             {
                 continue;
             }
-            let theirs = self
-                .ours
-                .iter()
-                .any(|d| d.windows(value.len()).any(|w| w == value.as_bytes()));
+            if self.ours.contains(value.as_bytes())
+                || !self.known_ids.insert((dest, value.to_owned()))
+            {
+                continue;
+            }
             let ids = self.ids_to.entry(dest).or_default();
-            if !theirs && !ids.iter().any(|i| i == value) && ids.len() < 256 {
+            if ids.len() < 256 {
                 ids.push(value.to_owned());
             }
         }
