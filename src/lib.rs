@@ -78,6 +78,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod codec;
 pub mod engine;
 pub mod relay;

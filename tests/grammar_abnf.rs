@@ -1,6 +1,7 @@
-//! `grammar/acorn.abnf` and the parser mirror each other (DESIGN: "each
-//! ABNF rule names the function that implements it, and each parser
-//! function's doc comment names its rule"). This test keeps it that way:
+//! `grammar/acorn.abnf` and the parser mirror each other (as the head of
+//! the grammar file says: each ABNF rule names the function that implements
+//! it, and each parser function's doc comment names its rule). This test
+//! keeps it that way:
 //!
 //! - the grammar is a well-formed RFC 5234 rule list as far as a small
 //!   scanner can tell (rule names, balanced groups and options, every rule a

@@ -407,7 +407,12 @@ fn exercise(pdu: &PduRef<'_>) -> bool {
     {
         let _ = (id.to_string(), id.socket_addr());
     }
-    let _ = (pdu.content_type(), pdu.content_encoding(), pdu.hashes());
+    let _ = (
+        pdu.content_type(),
+        pdu.media_type(),
+        pdu.content_encoding(),
+        pdu.hashes(),
+    );
     let _ = (pdu.ts(), pdu.date(), pdu.generated_at(), pdu.timeout());
     let _ = (
         pdu.attempt(),

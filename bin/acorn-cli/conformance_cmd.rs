@@ -24,12 +24,16 @@
 use crate::{duration, Status};
 use acorn::codec::StreamCodec;
 use acorn::runtime::Dest;
-use acorn::scenario::{self, show_bytes, Deviation, Scenario, Schedule, StepKind, Transport, Vars};
+use acorn::scenario::{
+    self, show_bytes, Deviation, ExpectPdu, HeaderWant, Scenario, Schedule, StepKind, Transport,
+    Vars,
+};
 use acorn::wire::ParseOptions;
 use anyhow::{anyhow, bail, Context as _};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use serde_json::json;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -108,6 +112,14 @@ pub(crate) struct Args {
     /// acorn-cli was built from, else ./corpus/sessions].
     #[arg(long, value_name = "DIR")]
     corpus: Option<PathBuf>,
+    /// Stamp `From: IDENTITY` on every PDU the runner sends that parses
+    /// (`auto`: the case's own socket address), for a peer that answers
+    /// the request's `From` rather than its source (SPEC §10).
+    #[arg(long, value_name = "IDENTITY|auto", value_parser = crate::addressing::identity_or_auto)]
+    from: Option<String>,
+    /// Stamp `Reply-To: IDENTITY` likewise (`auto`: the case's socket).
+    #[arg(long, value_name = "IDENTITY|auto", value_parser = crate::addressing::identity_or_auto)]
+    reply_to: Option<String>,
     /// After the table, print every PDU a failed case sent and received.
     #[arg(short, long)]
     verbose: bool,
@@ -210,7 +222,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Status> {
         .build()
         .context("starting the runtime")?;
     let started = std::time::Instant::now();
-    let results = rt.block_on(run_all(&cases, dest, timing, args.jobs.into()));
+    let stamp = Stamp {
+        from: args.from.clone(),
+        reply_to: args.reply_to.clone(),
+    };
+    let results = rt.block_on(run_all(&cases, dest, timing, &stamp, args.jobs.into()));
     let elapsed = started.elapsed();
     let transport = transport_of(dest);
     print_table(&results, &dest, transport, args.verbose, elapsed);
@@ -341,11 +357,51 @@ fn print_list(cases: &[Case], t: &Timing) {
     println!("{} cases: {udp} run over UDP, {tcp} over TCP", cases.len());
 }
 
-async fn run_all(cases: &[Case], dest: Dest, t: Timing, jobs: usize) -> Vec<CaseResult> {
+/// `--from` / `--reply-to`: headers stamped on what the runner sends.
+struct Stamp {
+    from: Option<String>,
+    reply_to: Option<String>,
+}
+
+impl Stamp {
+    /// `bytes` with the headers set, when they parse as a PDU; as they are
+    /// otherwise (hostile input stays exactly what the script says).
+    fn apply(&self, bytes: Bytes, local: SocketAddr) -> Bytes {
+        if self.from.is_none() && self.reply_to.is_none() {
+            return bytes;
+        }
+        let Ok(pdu) = acorn::wire::Pdu::parse_datagram(bytes.clone(), &ParseOptions::default())
+        else {
+            return bytes;
+        };
+        let mut b = acorn::wire::PduBuilder::from_pdu(&pdu);
+        let value = |v: &String| {
+            if v == "auto" {
+                local.to_string()
+            } else {
+                v.clone()
+            }
+        };
+        for (name, v) in [("From", &self.from), ("Reply-To", &self.reply_to)] {
+            if let Some(v) = v {
+                let _ = b.set_header(name, value(v));
+            }
+        }
+        b.to_bytes()
+    }
+}
+
+async fn run_all(
+    cases: &[Case],
+    dest: Dest,
+    t: Timing,
+    stamp: &Stamp,
+    jobs: usize,
+) -> Vec<CaseResult> {
     // Unordered, so a long case does not hold a slot after it is done;
     // the results are put back in corpus order.
     let mut done: Vec<(usize, CaseResult)> = futures::stream::iter(cases.iter().enumerate())
-        .map(|(i, c)| async move { (i, run_case(c, dest, t).await) })
+        .map(|(i, c)| async move { (i, run_case(c, dest, t, stamp).await) })
         .buffer_unordered(jobs)
         .collect()
         .await;
@@ -353,7 +409,7 @@ async fn run_all(cases: &[Case], dest: Dest, t: Timing, jobs: usize) -> Vec<Case
     done.into_iter().map(|(_, r)| r).collect()
 }
 
-async fn run_case(case: &Case, dest: Dest, t: Timing) -> CaseResult {
+async fn run_case(case: &Case, dest: Dest, t: Timing, stamp: &Stamp) -> CaseResult {
     let sc = &case.scenario;
     let mut result = CaseResult {
         id: sc.id.clone(),
@@ -387,6 +443,7 @@ async fn run_case(case: &Case, dest: Dest, t: Timing) -> CaseResult {
         schedule.total + (t.reply_timeout + t.settle) * expectations + Duration::from_secs(5);
     let started = Instant::now();
     let mut play = Play {
+        stamp,
         sc,
         schedule: &schedule,
         t,
@@ -436,7 +493,7 @@ struct Conn {
 }
 
 enum Out {
-    Udp(Arc<UdpSocket>),
+    Udp(Arc<UdpSocket>, SocketAddr),
     Tcp(OwnedWriteHalf),
 }
 
@@ -468,16 +525,16 @@ impl Conn {
                 let sock = UdpSocket::bind(local)
                     .await
                     .map_err(|e| format!("binding a UDP socket: {e}"))?;
-                sock.connect(addr)
-                    .await
-                    .map_err(|e| format!("connecting the UDP socket to {addr}: {e}"))?;
+                // Not connected: a peer may answer from another address or
+                // to the request's `From` (SPEC §10); the case's socket is
+                // its own, so whatever reaches it belongs to the case.
                 let sock = Arc::new(sock);
                 let r = sock.clone();
                 let reader = tokio::spawn(async move {
                     let mut buf = vec![0u8; MAX_DATAGRAM];
                     loop {
-                        match r.recv(&mut buf).await {
-                            Ok(n) => {
+                        match r.recv_from(&mut buf).await {
+                            Ok((n, _)) => {
                                 let pdu = Bytes::copy_from_slice(&buf[..n]);
                                 if tx.send((Instant::now(), Arrival::Pdu(pdu))).is_err() {
                                     return;
@@ -490,7 +547,7 @@ impl Conn {
                         }
                     }
                 });
-                (Out::Udp(sock), reader)
+                (Out::Udp(sock, addr), reader)
             }
             Dest::Tcp(addr) => {
                 let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
@@ -528,10 +585,19 @@ impl Conn {
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
         match &mut self.out {
-            Out::Udp(s) => s.send(bytes).await.map(|_| ()),
+            Out::Udp(s, to) => s.send_to(bytes, *to).await.map(|_| ()),
             Out::Tcp(w) => w.write_all(bytes).await,
         }
         .map_err(|e| format!("sending to {}: {e}", self.peer))
+    }
+
+    /// The case's own socket address (for `--from auto`).
+    fn local(&self) -> SocketAddr {
+        let local = match &self.out {
+            Out::Udp(s, _) => s.local_addr(),
+            Out::Tcp(w) => w.local_addr(),
+        };
+        local.unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Queue whatever has arrived by now.
@@ -569,6 +635,7 @@ impl Conn {
 
 /// A case being played.
 struct Play<'a> {
+    stamp: &'a Stamp,
     sc: &'a Scenario,
     schedule: &'a Schedule,
     t: Timing,
@@ -661,6 +728,7 @@ impl Play<'_> {
                 StepKind::At(_) => {}
                 StepKind::Send(p) => {
                     let bytes = p.render(&self.vars, framing).map_err(|e| (line, e))?;
+                    let bytes = self.stamp.apply(Bytes::from(bytes), conn.local());
                     anchor = Instant::now();
                     self.record('>', anchor, &bytes);
                     conn.send(&bytes).await.map_err(|e| (line, e))?;
@@ -687,6 +755,17 @@ impl Play<'_> {
                                 format!("expected `{want}`, got {}", self.unexpected(&other)),
                             ))
                         }
+                        None if is_ack_line(&want) => {
+                            // SPEC §4: the ACK is a SHOULD.
+                            self.deviations.push(Deviation {
+                                line: exp.line,
+                                message: format!(
+                                    "no ACK within {:?} (SHOULD, SPEC §4)",
+                                    self.t.reply_timeout
+                                ),
+                            });
+                            continue;
+                        }
                         None => {
                             return Err((
                                 exp.line,
@@ -697,9 +776,23 @@ impl Play<'_> {
                             ))
                         }
                     };
+                    let what = format!("at {}", self.since(at));
+                    if is_ack_line(&want) {
+                        if let Some(dev) = stands_in_for_ack(exp, &payload, &self.vars, &what) {
+                            // The reply is the ACK (SPEC §4, §10) and still
+                            // the reply: the next `<` block matches it.
+                            self.deviations.push(dev);
+                            conn.queue.push_front((at, Arrival::Pdu(payload)));
+                            continue;
+                        }
+                    }
                     self.record('<', at, &payload);
                     anchor = anchor.max(at);
-                    let what = format!("at {}", self.since(at));
+                    let exp = if is_ack_line(&want) {
+                        Cow::Owned(seq_is_should(exp))
+                    } else {
+                        Cow::Borrowed(exp)
+                    };
                     let devs = exp
                         .check(&payload, None, &mut self.vars, &what)
                         .map_err(|m| (m.line, m.message))?;
@@ -747,6 +840,70 @@ impl Play<'_> {
         };
         self.boundary(&mut conn, end)
     }
+}
+
+/// Whether an expected start line is an ACK's (`000`, SPEC §2).
+fn is_ack_line(start: &str) -> bool {
+    start.split(' ').nth(1) == Some("000") && start.to_ascii_uppercase().starts_with("ACORN/")
+}
+
+/// An ACK block whose `Seq` lines are SHOULD-level: a peer without
+/// sessions on its ACKs deviates, it does not fail (SPEC §10).
+fn seq_is_should(exp: &ExpectPdu) -> ExpectPdu {
+    let mut e = exp.clone();
+    for h in &mut e.headers {
+        if h.name.eq_ignore_ascii_case("Seq") || h.name.eq_ignore_ascii_case("Ack-Seq") {
+            h.should = true;
+        }
+    }
+    e
+}
+
+/// SPEC §4: a reply (not an ACK or NACK) that carries the ACK block's
+/// `TX-ID` and an `Ack-Message-ID` stands in for the ACK. Returns the
+/// deviation to record when it does: the separate ACK is a SHOULD.
+fn stands_in_for_ack(
+    exp: &ExpectPdu,
+    payload: &Bytes,
+    vars: &Vars,
+    what: &str,
+) -> Option<Deviation> {
+    let pdu = acorn::wire::Pdu::parse_datagram(payload.clone(), &ParseOptions::default()).ok()?;
+    if pdu.status().is_none_or(|s| s < 2) {
+        return None;
+    }
+    let ack_mid = pdu.ack_message_id().ok().flatten()?;
+    let tx = pdu.tx_id().ok().flatten();
+    let matches = |name: &str, got: Option<&str>| {
+        exp.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .all(|h| match &h.want {
+                HeaderWant::Equals(v) => {
+                    let want = vars.substitute(v).unwrap_or_else(|_| v.clone());
+                    got == Some(want.as_str())
+                }
+                HeaderWant::Absent => got.is_none(),
+                _ => got.is_some(),
+            })
+    };
+    if tx.is_none() || !matches("TX-ID", tx) {
+        return None;
+    }
+    if !exp
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("Ack-Message-ID"))
+        .all(|h| h.should || matches("Ack-Message-ID", Some(ack_mid)))
+    {
+        return None;
+    }
+    Some(Deviation {
+        line: exp.line,
+        message: format!(
+            "no separate ACK: the reply {what} carries TX-ID and Ack-Message-ID and stands in for it (SPEC §4)"
+        ),
+    })
 }
 
 /// The totals of a run.

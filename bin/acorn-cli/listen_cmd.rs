@@ -74,6 +74,15 @@ pub(crate) struct Args {
     /// engine's, 10000].
     #[arg(long, value_name = "N")]
     max_sessions: Option<usize>,
+    /// Sessions one IP address may hold (a load generator on one host
+    /// needs it raised) [default: the engine's, 256; its /24 or /64: 4x].
+    #[arg(long, value_name = "N")]
+    sessions_per_source: Option<usize>,
+    /// Bytes held for peers over every buffer (reorder, retransmission,
+    /// reassembly, reply cache) [default: the engine's, 268435456 = 256
+    /// MiB; one IP address may hold 1/16 of it].
+    #[arg(long, value_name = "BYTES")]
+    memory_budget: Option<usize>,
     /// Close a session after this long without a PDU from its peer
     /// (e.g. 30s, 2m) [default: the engine's, 120s].
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
@@ -96,6 +105,8 @@ pub(crate) struct Args {
     /// signs replies with it. The key is never printed.
     #[arg(long, value_name = "FILE")]
     hmac_key_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    transport: crate::transport_args::TransportArgs,
 }
 
 fn parse_spec(s: &str) -> Result<HashSpec, String> {
@@ -141,6 +152,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Status> {
     if let Some(n) = args.max_sessions {
         cfg.limits.max_sessions = n;
     }
+    if let Some(n) = args.sessions_per_source {
+        cfg.shares.sessions_per_source = n;
+        cfg.shares.sessions_per_prefix = n.saturating_mul(4);
+    }
+    if let Some(n) = args.memory_budget {
+        cfg.shares.memory_budget = n;
+        cfg.shares.memory_per_source = n / 16;
+    }
     if let Some(d) = args.idle_timeout {
         cfg.session_idle_timeout = d;
     }
@@ -172,7 +191,7 @@ async fn serve(
         parse: cfg.parse,
     };
     let mut stop = Stop::new(args.exit_after)?;
-    let mut builder = PeerBuilder::new(cfg).tap(true);
+    let mut builder = args.transport.apply(PeerBuilder::new(cfg).tap(true));
     if let Some(a) = udp {
         builder = builder.udp(a);
     }
@@ -190,6 +209,9 @@ async fn serve(
     if udp.is_some() {
         if let Some(a) = peer.udp_addr() {
             eprintln!("listening on {}", Dest::Udp(a));
+        }
+        if let Some(n) = peer.udp_recv_buffer() {
+            eprintln!("udp receive buffer: {n} bytes (as the kernel reports it)");
         }
     }
     if tcp.is_some() {
@@ -215,6 +237,11 @@ async fn serve(
                 eprintln!("acorn-cli: {why}; shutting down");
                 break;
             }
+        }
+    }
+    if tcp.is_some() {
+        if let Ok(s) = peer.tcp_stats().await {
+            eprintln!("{}", crate::transport_args::stats_line(&s));
         }
     }
     peer.shutdown().await.context("shutting down")?;
@@ -565,6 +592,14 @@ fn limit_name(l: &EngineLimit) -> String {
         EngineLimit::ReassemblyBytes => "max_reassembly_bytes".to_owned(),
         EngineLimit::PayloadSize => "max_payload_len".to_owned(),
         EngineLimit::SegmentCount => "max_segments".to_owned(),
+        EngineLimit::MemoryBudget => "memory_budget".to_owned(),
+        EngineLimit::ReplyCacheSource => "reply_cache_per_source".to_owned(),
+        EngineLimit::ReplyCachePrefix => "reply_cache_per_prefix".to_owned(),
+        EngineLimit::SessionsSource => "sessions_per_source".to_owned(),
+        EngineLimit::SessionsPrefix => "sessions_per_prefix".to_owned(),
+        EngineLimit::HalfOpen => "max_half_open".to_owned(),
+        EngineLimit::ReassembliesSource => "reassemblies_per_source".to_owned(),
+        EngineLimit::ReassembliesPrefix => "reassemblies_per_prefix".to_owned(),
         #[allow(unreachable_patterns)]
         other => format!("{other:?}"),
     }

@@ -149,6 +149,8 @@ pub(crate) struct Args {
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    addressing: crate::addressing::Addressing,
 }
 
 /// What every flow needs to know.
@@ -166,6 +168,8 @@ struct Plan {
     window: usize,
     timeout: Duration,
     wire_check: bool,
+    /// `--from` / `--reply-to`, stamped on every request.
+    addressing: crate::addressing::Addressing,
 }
 
 /// Spaces sends `interval` apart over all flows: send number k waits for
@@ -343,6 +347,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Status> {
         payload: args.payload,
         window: args.window,
         timeout: args.timeout,
+        addressing: args.addressing.clone(),
         wire_check: !args.no_wire_check,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -669,6 +674,7 @@ fn one(
     body: Bytes,
 ) -> impl std::future::Future<Output = Done> + Send + 'static {
     let mut pdu = PduBuilder::request_with(plan.method.clone(), plan.path.clone());
+    plan.addressing.stamp(&mut pdu);
     pdu.body(body.clone());
     let (target, timeout) = (plan.target, plan.timeout);
     async move {

@@ -6,6 +6,7 @@
 //! (`send`, `listen`, `conformance`…) touches this file in two places: the
 //! [`Command`] variant and its arm in [`run`].
 
+mod addressing;
 mod conformance_cmd;
 mod duration;
 mod fmt_cmd;
@@ -17,6 +18,7 @@ mod parse_cmd;
 mod relay_cmd;
 mod send_cmd;
 mod show;
+mod transport_args;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

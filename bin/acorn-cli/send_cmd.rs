@@ -10,7 +10,19 @@
 //! `--hmac-key-file` add `Content-Hash-*` headers, and `--segment-size`
 //! sends a long body as segments — each a PDU of its own, sent a window at
 //! a time as the peer ACKs them (those ACKs are consumed, not printed).
+//!
+//! Interoperability (SPEC §10): answers are matched by TX-ID, whatever
+//! address they come from (a peer may answer from elsewhere, or send to the
+//! request's `From`, stamped by `--from`/`--reply-to`); the one PDU we
+//! write back, the ACK, goes to where the reply came from, never to an
+//! address only a header names (SPEC §9). A reply that names one segment
+//! in its `Ack-Message-ID` stands in for that segment's ACK; the final
+//! reply of a segmented request is the one that arrives once every segment
+//! is answered (**Decision:** a 4xx/5xx reply ends it at once: a refusal
+//! answers the whole payload), and a peer that answers only some of them
+//! gets a `partial-answer` failure (exit 3).
 
+use crate::addressing::Addressing;
 use crate::input::{self, Source};
 use crate::{duration, json, show, Status};
 use acorn::codec::{CodecError, DatagramCodec, StreamCodec, MAX_UDP_PAYLOAD};
@@ -41,7 +53,8 @@ Exit status:
   1  the PDU to send is not valid (nothing was sent)
   2  usage or I/O error: bad address, unreadable input, socket error, TCP
      connection refused or closed before the final reply, garbled stream
-  3  timeout: no final reply within --timeout
+  3  timeout: no final reply within --timeout (also when the peer answered
+     only some segments of a segmented request: partial-answer)
   4  --check-status was given and the final reply is 4xx or 5xx";
 
 /// First UDP retransmission timer (`--retries`); it doubles after each.
@@ -117,6 +130,8 @@ pub(crate) struct Args {
     /// one trailing newline. The key is never printed.
     #[arg(long, value_name = "FILE", conflicts_with = "raw")]
     hmac_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    addressing: Addressing,
 }
 
 fn parse_alg(s: &str) -> Result<HashAlg, String> {
@@ -155,6 +170,14 @@ fn shape(
     let pdu = Pdu::parse_datagram(Bytes::from(wire), &ParseOptions::strict())
         .map_err(|e| Fail::usage(anyhow!("the PDU to send: {e}")))?;
     let message_id = pdu.message_id().ok().flatten().map(str::to_owned);
+    let pdu = if args.addressing.is_empty() {
+        pdu
+    } else {
+        let mut b = PduBuilder::from_pdu(&pdu);
+        args.addressing.stamp(&mut b);
+        Pdu::parse_datagram(b.to_bytes(), &ParseOptions::strict())
+            .map_err(|e| Fail::usage(anyhow!("the PDU to send: {e}")))?
+    };
     if args.segment_size.is_none() && args.hash.is_none() && args.hmac_key_file.is_none() {
         let bytes = pdu.as_bytes().to_vec();
         return Ok((vec![Outgoing { message_id, bytes }], tx_id));
@@ -327,6 +350,11 @@ fn send(args: &Args) -> Result<Status, Fail> {
         received: 0,
         seen_tx: false,
         pending: HashMap::new(),
+        answered: 0,
+        segments: if wire.len() > 1 { wire.len() } else { 0 },
+        held: None,
+        peer: dest.addr(),
+        src: dest.addr(),
     };
     rt.block_on(async {
         match dest {
@@ -457,6 +485,18 @@ struct Exchange<'a> {
     seen_tx: bool,
     /// Segments sent and not yet ACKed: Message-ID -> index.
     pending: HashMap<String, usize>,
+    /// Segments acknowledged (by an ACK or a reply standing in for one).
+    answered: usize,
+    /// Segments in all (0 when the request is not segmented).
+    segments: usize,
+    /// Where requests go (UDP); the address an answer without TX-ID must
+    /// come from.
+    peer: SocketAddr,
+    /// The source of the PDU being handled.
+    src: SocketAddr,
+    /// A segmented request's reply that came before every segment was
+    /// answered: the final reply once they all are, else a partial answer.
+    held: Option<(Pdu, SocketAddr)>,
 }
 
 /// What a received PDU means for the exchange.
@@ -466,6 +506,8 @@ enum Step {
     Enough,
     /// The final reply, with its status.
     Final(u16),
+    /// A reply to a segmented request before every segment is answered.
+    Held,
 }
 
 impl Exchange<'_> {
@@ -482,6 +524,20 @@ impl Exchange<'_> {
     }
 
     fn deadline_fail(&self, unreachable: bool) -> Fail {
+        if self.held.is_some() {
+            self.trace("* timeout after a partial answer\n");
+            return Fail {
+                kind: "partial-answer",
+                status: Status::Timeout,
+                error: anyhow!(
+                    "partial answer: {} answered {} of {} segments within {:?}, not the whole payload",
+                    self.dest,
+                    self.answered,
+                    self.segments,
+                    self.args.timeout
+                ),
+            };
+        }
         let mut msg = match &self.tx_id {
             Some(tx) => format!(
                 "timeout: no final reply to TX-ID {tx} from {} within {:?}",
@@ -517,6 +573,11 @@ impl Exchange<'_> {
         self.args.count.is_some_and(|n| self.received >= n)
     }
 
+    /// Whether every segment of a segmented request has been answered.
+    fn all_answered(&self) -> bool {
+        self.answered >= self.segments
+    }
+
     /// Print a received PDU and decide what it means.
     fn on_pdu(&mut self, pdu: &Pdu) -> Result<Step, Fail> {
         if let Err(e) = pdu.validate(&self.limits) {
@@ -544,12 +605,17 @@ impl Exchange<'_> {
         .context("writing to stdout")?;
         self.received += 1;
         let ours = match (&self.tx_id, pdu.tx_id()) {
-            (None, _) => true,
+            // Without a TX-ID to match, only the destination can answer.
+            (None, _) => self.src == self.peer,
             (Some(mine), Ok(Some(theirs))) => mine == theirs,
             _ => false,
         };
         self.seen_tx |= ours;
         match pdu.status() {
+            // SPEC §10: a reply to one segment is not the answer to the
+            // request; it is final once every segment is answered.
+            // A refusal (4xx/5xx) ends it at once: the peer takes no more.
+            Some(s) if (200..400).contains(&s) && ours && !self.all_answered() => Ok(Step::Held),
             Some(s) if s >= 200 && ours => Ok(Step::Final(s)),
             _ if self.count_reached() => Ok(Step::Enough),
             _ => Ok(Step::Continue),
@@ -557,9 +623,11 @@ impl Exchange<'_> {
     }
 
     /// An ACK of one of our segments: forget the segment. Such ACKs are
-    /// the segmenting sender's business, not printed or counted.
+    /// the segmenting sender's business, not printed or counted. A reply
+    /// (not a NACK) naming a segment in `Ack-Message-ID` stands in for its
+    /// ACK (SPEC §4) but is still printed: returns false for it.
     fn segment_acked(&mut self, pdu: &Pdu) -> bool {
-        if self.pending.is_empty() || !pdu.is_ack() {
+        if self.pending.is_empty() || pdu.is_nack() || pdu.status().is_none() {
             return false;
         }
         let Some(i) = pdu
@@ -570,8 +638,19 @@ impl Exchange<'_> {
         else {
             return false;
         };
+        self.answered += 1;
         self.trace(format!("* segment {} acknowledged\n", i + 1));
-        true
+        pdu.is_ack()
+    }
+
+    /// After a segment was answered: the held reply, if every segment is
+    /// now answered (it becomes the final reply).
+    fn release_held(&mut self) -> Option<(Pdu, SocketAddr)> {
+        if self.all_answered() {
+            self.held.take()
+        } else {
+            None
+        }
     }
 
     /// Report bytes from the peer that are not a valid PDU.
@@ -621,9 +700,9 @@ impl Exchange<'_> {
         let sock = UdpSocket::bind(local)
             .await
             .with_context(|| format!("binding UDP {local}"))?;
-        sock.connect(addr)
-            .await
-            .with_context(|| format!("connecting UDP to {addr}"))?;
+        // Not connected: an answer may come from another address (SPEC
+        // §10) and is matched by TX-ID.
+        self.peer = addr;
         if let Ok(me) = sock.local_addr() {
             self.trace(format!("* {} from {me}\n", self.dest));
         }
@@ -675,34 +754,49 @@ impl Exchange<'_> {
                     interval = interval.saturating_mul(2);
                     next_resend = (resent < self.args.retries).then(|| Instant::now() + interval);
                 }
-                r = sock.recv(&mut buf) => match r {
-                    Ok(n) => {
+                r = sock.recv_from(&mut buf) => match r {
+                    Ok((n, src)) => {
                         let data = &buf[..n];
+                        self.src = src;
                         self.trace_bytes("< ", data);
                         let mut b = BytesMut::from(data);
                         let item = codec.decode(&mut b).map_err(Fail::io)?;
                         match item {
                             None => self.trace("* empty datagram ignored\n"),
                             Some(Err(e)) => self.on_garbage(&e, data)?,
-                            Some(Ok(pdu)) if self.segment_acked(&pdu) => {
+                            Some(Ok(pdu)) => {
+                                let acked = self.segment_acked(&pdu);
                                 while next < out.len() && self.pending.len() < window {
                                     self.send_udp(&sock, out, next).await?;
                                     next += 1;
                                 }
-                            }
-                            Some(Ok(pdu)) => match self.on_pdu(&pdu)? {
-                                Step::Continue => {}
-                                Step::Enough => return Ok(Status::Ok),
-                                Step::Final(status) => {
-                                    if !self.args.no_ack {
-                                        let out = self.encode_ack(&mut codec, &pdu)?;
-                                        sock.send(&out)
-                                            .await
-                                            .with_context(|| format!("sending the ACK to {}", self.dest))?;
+                                let step = if acked { Step::Continue } else { self.on_pdu(&pdu)? };
+                                let (pdu, src, step) = match (step, self.release_held()) {
+                                    (Step::Continue | Step::Held, Some((held, from))) => {
+                                        let status = held.status().unwrap_or(0);
+                                        (held, from, Step::Final(status))
                                     }
-                                    return Ok(self.verdict(status));
+                                    (step, _) => (pdu, src, step),
+                                };
+                                match step {
+                                    Step::Continue => {}
+                                    Step::Held => {
+                                        self.trace("* a reply before every segment is answered: held\n");
+                                        self.held = Some((pdu, src));
+                                    }
+                                    Step::Enough => return Ok(Status::Ok),
+                                    Step::Final(status) => {
+                                        if !self.args.no_ack {
+                                            let out = self.encode_ack(&mut codec, &pdu)?;
+                                            // To where the reply came from (SPEC §9).
+                                            sock.send_to(&out, src)
+                                                .await
+                                                .with_context(|| format!("sending the ACK to {src}"))?;
+                                        }
+                                        return Ok(self.verdict(status));
+                                    }
                                 }
-                            },
+                            }
                         }
                     }
                     // ICMP port unreachable, reported on a connected socket.
@@ -722,7 +816,7 @@ impl Exchange<'_> {
     async fn send_udp(&mut self, sock: &UdpSocket, out: &[Outgoing], i: usize) -> Result<(), Fail> {
         let o = &out[i];
         self.trace_bytes("> ", &o.bytes);
-        sock.send(&o.bytes)
+        sock.send_to(&o.bytes, self.peer)
             .await
             .with_context(|| format!("sending to {}", self.dest))?;
         if out.len() > 1 {
@@ -782,13 +876,23 @@ impl Exchange<'_> {
                 item = frames.next() => item,
             };
             match item {
-                Some(Ok(pdu)) if self.segment_acked(&pdu) => {
-                    self.trace_bytes("< ", pdu.as_bytes());
-                }
                 Some(Ok(pdu)) => {
                     self.trace_bytes("< ", pdu.as_bytes());
-                    match self.on_pdu(&pdu)? {
+                    let step = if self.segment_acked(&pdu) {
+                        Step::Continue
+                    } else {
+                        self.on_pdu(&pdu)?
+                    };
+                    let (pdu, step) = match (step, self.release_held()) {
+                        (Step::Continue | Step::Held, Some((held, _))) => {
+                            let status = held.status().unwrap_or(0);
+                            (held, Step::Final(status))
+                        }
+                        (step, _) => (pdu, step),
+                    };
+                    match step {
                         Step::Continue => {}
+                        Step::Held => self.held = Some((pdu, addr)),
                         Step::Enough => break Status::Ok,
                         Step::Final(status) => {
                             if !self.args.no_ack {

@@ -174,6 +174,13 @@ impl StreamCodec {
         self.pdu_start
     }
 
+    /// Whether the head of the current PDU has been read (the decoder waits
+    /// for its body). A reader uses it to time heads (SPEC §9 "TCP": a head
+    /// must arrive within a header timeout) apart from bodies.
+    pub fn in_body(&self) -> bool {
+        matches!(self.state, State::Body { .. })
+    }
+
     /// Whether a framing error has made the decoder refuse all input.
     pub fn is_failed(&self) -> bool {
         matches!(self.state, State::Failed(_))

@@ -2,6 +2,7 @@
 
 use super::integrity::IntegrityConfig;
 use super::segment::SegmentConfig;
+use super::shares::SharesConfig;
 use super::timing::Timestamp;
 use crate::wire::{ParseOptions, SessionMode};
 use std::time::Duration;
@@ -189,6 +190,9 @@ pub struct Config {
     /// `TS` or `Date` on requests and replies (refreshed when a request is
     /// retransmitted).
     pub timestamp: Timestamp,
+    /// Per-source shares, half-open sessions, the reply horizon and the one
+    /// memory budget (SPEC §9).
+    pub shares: SharesConfig,
 }
 
 impl Default for Config {
@@ -213,6 +217,7 @@ impl Default for Config {
             segments: SegmentConfig::default(),
             integrity: IntegrityConfig::default(),
             timestamp: Timestamp::default(),
+            shares: SharesConfig::default(),
         }
     }
 }

@@ -28,6 +28,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tracing::{debug, trace, warn};
 
+// Reply-cache admission, fair shares and half-open sessions (SPEC §9).
+mod admission;
+// Forms real peers send (SPEC §10): see `interop`.
+mod interop;
 mod resume;
 // Segmentation, integrity, timing headers and `To` (SPEC §5, §7): see `transfer`.
 mod transfer;
@@ -46,6 +50,11 @@ const H_ATTEMPT: HeaderName = HeaderName::from_static(names::ATTEMPT);
 const H_REQ_MODE: HeaderName = HeaderName::from_static(names::REQUEST_SESSION_MODE);
 const H_SET_MODE: HeaderName = HeaderName::from_static(names::SET_SESSION_MODE);
 const H_CHANNEL_TOKEN: HeaderName = HeaderName::from_static(names::CHANNEL_TOKEN);
+
+/// Free bytes of the memory budget below which [`Endpoint::send`] is
+/// refused with [`EngineError::MemoryBudget`] (room for a typical PDU and
+/// its copy for retransmission); the same as for new transactions.
+pub const MIN_SEND_ROOM: usize = crate::budget::MIN_ROOM;
 
 /// Counters of work done, for tests and benchmarks (assert on work, not time).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -230,14 +239,19 @@ pub struct Endpoint {
     done_out_order: VecDeque<String>,
     in_txs: HashMap<u64, InTx>,
     in_by_key: HashMap<(SocketAddr, String), u64>,
-    in_order: VecDeque<u64>,
+    /// The reply cache's horizons, shares and budget charge (`admission`).
+    replies: super::reply_cache::ReplyCache,
+    /// Server sessions per source, and the half-open ones (`admission`).
+    session_shares: admission::SessionShares,
+    /// The one budget over every byte held for peers (SPEC §9).
+    budget: crate::budget::MemoryBudget,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
     transfers: transfer::Transfers,
-    resume_failures: HashMap<std::net::IpAddr, resume::Failures>,
-    resume_failure_order: VecDeque<std::net::IpAddr>,
+    resume_failures: HashMap<resume::FailureKey, resume::Failures>,
+    resume_failure_order: VecDeque<resume::FailureKey>,
     /// Sessions whose window has room for queued requests (drained at the
     /// end of each call, where starting a request is safe).
     window_opened: Vec<u64>,
@@ -275,6 +289,11 @@ impl Endpoint {
     }
 
     fn with_rng(cfg: Config, rng: StdRng, now: Instant, unix_now: Duration) -> Self {
+        let budget = crate::budget::MemoryBudget::with_per_source(
+            cfg.shares.memory_budget,
+            cfg.shares.memory_per_source,
+        );
+        let transfers = transfer::Transfers::new(&budget, cfg.shares);
         Endpoint {
             cfg,
             rng,
@@ -290,12 +309,14 @@ impl Endpoint {
             done_out_order: VecDeque::new(),
             in_txs: HashMap::new(),
             in_by_key: HashMap::new(),
-            in_order: VecDeque::new(),
+            replies: super::reply_cache::ReplyCache::new(&budget),
+            session_shares: admission::SessionShares::default(),
+            budget,
             timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
-            transfers: transfer::Transfers::default(),
+            transfers,
             resume_failures: HashMap::new(),
             resume_failure_order: VecDeque::new(),
             window_opened: Vec::new(),
@@ -469,9 +490,9 @@ impl Endpoint {
             b.set_number(&H_ACK_SEQ, a);
         }
         let payload = b.to_bytes();
-        let mut evicted = false;
+        let (mut evicted, mut kept) = (false, true);
         if s.mode == SessionMode::Ordered {
-            evicted = s.keep(
+            (evicted, kept) = s.keep(
                 seq,
                 Sent {
                     builder: b,
@@ -488,6 +509,14 @@ impl Endpoint {
             }
         }
         let peer = s.peer;
+        // Memory budget full: sent without a copy (reported once per session).
+        if !kept && !std::mem::replace(&mut s.budget_reported, true) {
+            warn!(session = sid, %peer, "memory budget full: sent PDU not kept for NACKs");
+            self.emit(Event::LimitReached {
+                limit: EngineLimit::MemoryBudget,
+                peer: Some(peer),
+            });
+        }
         if evicted {
             self.emit(Event::LimitReached {
                 limit: EngineLimit::RetransmitBuffer,
@@ -545,6 +574,15 @@ impl Endpoint {
             return Err(EngineError::SessionNotOpen);
         }
         let peer = s.peer;
+        if self.budget.available() < MIN_SEND_ROOM {
+            // Back-pressure (SPEC §9): nothing new is taken on while the
+            // budget over bytes held for peers is nearly used up.
+            self.emit(Event::LimitReached {
+                limit: EngineLimit::MemoryBudget,
+                peer: Some(peer),
+            });
+            return Err(EngineError::MemoryBudget);
+        }
         let limits = self.cfg.limits;
         let id = self.handle();
         let Some(s) = self.sessions.get_mut(&session.0) else {
@@ -677,8 +715,10 @@ impl Endpoint {
         if let Some(old) = self.session_by_peer.insert(peer, sid) {
             self.drop_session(old, CloseReason::Local);
         }
-        self.sessions
-            .insert(sid, Session::new(peer, Role::Client, mode, now));
+        self.sessions.insert(
+            sid,
+            Session::new(peer, Role::Client, mode, now, &self.budget),
+        );
         let id = self.handle();
         self.start_request(now, peer, Some(sid), b, OutKind::Reg, id)?;
         self.wake_session(sid, now + self.cfg.session_idle_timeout);
@@ -737,7 +777,13 @@ impl Endpoint {
         self.stamp_addressing(&mut reply, requester.as_deref());
         self.stamp_reply(now, dest, &mut reply); // TS/Date, Content-Hash (`transfer`)
         let session = session.filter(|s| self.sessions.contains_key(s));
-        let (seq, payload) = self.send_pdu(session, reply, dest, SentKind::Other);
+        let (seq, mut payload) = self.send_pdu(session, reply, dest, SentKind::Other);
+        // Kept for retransmission only if the memory budget has room
+        // (`admission`); otherwise it went out once.
+        let kept = self.reply_kept(now, id.0, &payload);
+        if !kept {
+            payload = Bytes::new();
+        }
         if let Some(t) = self.in_txs.get_mut(&id.0) {
             t.state = InState::Replied {
                 payload,
@@ -748,8 +794,10 @@ impl Endpoint {
                 sent_at: now,
             };
         }
-        let at = now + self.cfg.retry.interval(1);
-        self.set_in_deadline(id.0, Some(at));
+        if kept {
+            let at = now + self.cfg.retry.interval(1);
+            self.set_in_deadline(id.0, Some(at));
+        }
         Ok(())
     }
 
@@ -832,6 +880,11 @@ impl Endpoint {
         let sid = self.find_session(from, pdu.session_id().ok().flatten());
         match (sid, seq) {
             (Some(sid), Some(seq)) => self.session_receive(now, sid, from, seq, pdu),
+            (Some(sid), None) if pdu.is_nack() => {
+                // SPEC §10: a NACK may carry no Seq of its own.
+                self.seqless_nack(now, sid, from, &pdu);
+                self.dispatch(now, from, Some(sid), pdu);
+            }
             _ => {
                 if pdu.method() == Some("BYE") {
                     // A BYE for a session we no longer hold: acknowledge it
@@ -908,6 +961,15 @@ impl Endpoint {
             return;
         };
         s.last_activity = now;
+        // Echoing the Session-ID proves the address (`admission`).
+        let proof =
+            s.session_id.is_some() && pdu.session_id().ok().flatten() == s.session_id.as_deref();
+        if proof {
+            self.session_confirmed(sid);
+        }
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         // Control information acts on arrival, before ordering: waiting for
         // order here could deadlock two sides that both have gaps.
         if let Ok(Some(a)) = pdu.ack_seq() {
@@ -966,12 +1028,18 @@ impl Endpoint {
                         self.stats.duplicates += 1;
                         return;
                     }
-                    let held = s.reorder.len() < limits.max_reorder_pdus;
-                    if held {
-                        s.reorder.insert(seq, pdu);
-                    } else {
+                    let room = s.reorder.len() < limits.max_reorder_pdus;
+                    // Over the memory budget the PDU is dropped like one
+                    // over the count: a later NACK asks for it again.
+                    let held = room && s.hold(seq, pdu);
+                    if !held {
+                        let limit = if room {
+                            EngineLimit::MemoryBudget
+                        } else {
+                            EngineLimit::ReorderBuffer
+                        };
                         self.emit(Event::LimitReached {
-                            limit: EngineLimit::ReorderBuffer,
+                            limit,
                             peer: Some(from),
                         });
                     }
@@ -1016,10 +1084,7 @@ impl Endpoint {
             s.next_in = Some(n);
             s.nack_rounds = 0;
             self.dispatch(now, from, Some(sid), p);
-            current = self
-                .sessions
-                .get_mut(&sid)
-                .and_then(|s| s.reorder.remove(&n));
+            current = self.sessions.get_mut(&sid).and_then(|s| s.take_held(n));
         }
         if let Some(s) = self.sessions.get_mut(&sid) {
             if s.reorder.is_empty() {
@@ -1058,7 +1123,10 @@ impl Endpoint {
             return;
         };
         let out = match &t.state {
-            InState::Replied { payload, .. } => Some((t.reply_dest, payload.clone())),
+            // A reply not kept (memory budget) gets the ACK again.
+            InState::Replied { payload, .. } if !payload.is_empty() => {
+                Some((t.reply_dest, payload.clone()))
+            }
             _ => t.ack.clone().map(|a| (t.ack_dest, a)),
         };
         if let Some((dest, p)) = out {
@@ -1092,11 +1160,7 @@ impl Endpoint {
             self.refuse(now, &pdu, from, 400, "From and To Required");
             return;
         }
-        if !self.make_room_in() {
-            self.emit(Event::LimitReached {
-                limit: EngineLimit::ReplyCache,
-                peer: Some(from),
-            });
+        if !self.make_room_in(now, from) {
             self.refuse(now, &pdu, from, 503, "Busy");
             return;
         }
@@ -1114,13 +1178,16 @@ impl Endpoint {
             InState::Waiting
         };
         let key = (from, key.unwrap_or_else(|| format!("#{id}")));
+        let attempt = pdu.attempt().ok().flatten();
         self.remember_in(
+            now,
             id,
             InTx {
                 ack: Some(ack),
                 state,
                 ..InTx::of(&pdu, from, key, session)
             },
+            attempt,
         );
         if expired {
             debug!(%from, "expired message not acted on");
@@ -1147,41 +1214,6 @@ impl Endpoint {
             session: session.map(SessionHandle),
             pdu,
         });
-    }
-
-    /// Keep the reply cache under its bound by forgetting the oldest
-    /// finished transaction. False when every entry still awaits the application.
-    /// Remember incoming transaction `id` (room made beforehand with
-    /// [`Endpoint::make_room_in`]): by key for duplicates, in arrival order
-    /// for eviction.
-    fn remember_in(&mut self, id: u64, t: InTx) {
-        self.in_by_key.insert(t.key.clone(), id);
-        self.in_order.push_back(id);
-        self.in_txs.insert(id, t);
-    }
-
-    fn make_room_in(&mut self) -> bool {
-        let max = self.cfg.limits.max_reply_cache;
-        if self.in_txs.len() < max {
-            return true;
-        }
-        let mut scanned = 0;
-        while scanned < self.in_order.len() && self.in_txs.len() >= max {
-            let Some(id) = self.in_order.pop_front() else {
-                break;
-            };
-            let waiting = self
-                .in_txs
-                .get(&id)
-                .is_some_and(|t| matches!(t.state, InState::Waiting));
-            if waiting {
-                self.in_order.push_back(id);
-                scanned += 1;
-            } else if let Some(t) = self.in_txs.remove(&id) {
-                self.in_by_key.remove(&t.key);
-            }
-        }
-        self.in_txs.len() < max
     }
 
     fn find_out(&self, pdu: &Pdu) -> Option<u64> {
@@ -1236,10 +1268,16 @@ impl Endpoint {
                 if ack_mid.is_some_and(|m| m != message_id) {
                     return;
                 }
+                // Naming our unpredictable Message-ID proves the address.
+                let proof = ack_mid.is_some();
                 *acked = true;
                 let sample = (*attempt == 1).then(|| now.saturating_duration_since(*sent_at));
                 let (seq, sess) = (*seq, t.session);
                 t.deadline = None;
+                self.in_acked(id);
+                if let (true, Some(sid)) = (proof, sess) {
+                    self.session_confirmed(sid);
+                }
                 if let (Some(seq), Some(sid)) = (seq, sess) {
                     if let Some(s) = self.sessions.get_mut(&sid) {
                         s.release(seq);
@@ -1251,6 +1289,7 @@ impl Endpoint {
             }
             InState::Waiting => {
                 t.state = InState::Closed;
+                self.in_acked(id);
                 self.emit(Event::ReplyNotWanted { id: IncomingId(id) });
             }
             InState::Closed => {}
@@ -1340,6 +1379,10 @@ impl Endpoint {
             self.duplicate(now, from, &pdu);
             return;
         };
+        // A reply to part of a segmented request (`transfer`, SPEC §10).
+        if self.segment_reply(now, id, from, session, &pdu) {
+            return;
+        }
         let status = pdu.status().unwrap_or(0);
         let reply_as_ack = self
             .out_txs
@@ -1459,16 +1502,16 @@ impl Endpoint {
         if let Some(old) = self.session_by_peer.get(&from).copied() {
             self.drop_session(old, CloseReason::PeerClosed);
         }
-        if self.sessions.len() >= self.cfg.limits.max_sessions || !self.make_room_in() {
-            let limit = if self.sessions.len() >= self.cfg.limits.max_sessions {
-                EngineLimit::Sessions
-            } else {
-                EngineLimit::ReplyCache
-            };
+        // Shares and totals; half-open sessions go first (`admission`).
+        if let Err(limit) = self.admit_session(from) {
             self.emit(Event::LimitReached {
                 limit,
                 peer: Some(from),
             });
+            self.refuse(now, &pdu, from, 503, "Too Many Sessions");
+            return;
+        }
+        if !self.make_room_in(now, from) {
             self.refuse(now, &pdu, from, 503, "Too Many Sessions");
             return;
         }
@@ -1482,7 +1525,7 @@ impl Endpoint {
             super::config::ModePolicy::Force(m) => m,
         };
         let sid = self.handle();
-        let mut s = Session::new(from, Role::Server, agreed, now);
+        let mut s = Session::new(from, Role::Server, agreed, now, &self.budget);
         s.state = State::Open;
         s.next_in = Some(pdu.seq().ok().flatten().map_or(0, |q| q.saturating_add(1)));
         let session_id = self.new_session_id();
@@ -1496,13 +1539,17 @@ impl Endpoint {
         // ACK (Seq 0 of our stream), then the final reply with the mode.
         let ack = self.send_ack(&pdu, from, Some(sid));
         let id = self.handle();
+        let attempt = pdu.attempt().ok().flatten();
         self.remember_in(
+            now,
             id,
             InTx {
                 ack: Some(ack),
                 ..InTx::of(&pdu, from, (from, tx), Some(sid))
             },
+            attempt,
         );
+        self.session_admitted(now, sid, from, Some(id)); // half-open until confirmed
         let mut ok = PduBuilder::static_reply(200, "OK");
         let _ = ok.set_value(&H_SET_MODE, Bytes::from_static(agreed.as_str().as_bytes()));
         // The one-time token a second channel presents to join (seed 002).
@@ -1714,6 +1761,7 @@ impl Endpoint {
         let Some(s) = self.sessions.remove(&sid) else {
             return;
         };
+        self.session_released(sid); // its shares (`admission`)
         if self.session_by_peer.get(&s.peer) == Some(&sid) {
             self.session_by_peer.remove(&s.peer);
         }
@@ -1781,6 +1829,7 @@ impl Endpoint {
 
     fn run_timers(&mut self, now: Instant) {
         self.expire_transfers(now); // partial payloads past their time
+        self.expire_replies(now); // answers past their sender's horizon
         while let Some(Reverse((at, key))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -1907,6 +1956,7 @@ impl Endpoint {
                     // Processed by the peer (Ack-Seq): its ACK is a gap we NACK.
                     *acked = true;
                     s.release(q);
+                    self.in_acked(id);
                     return;
                 }
             }
@@ -1924,6 +1974,9 @@ impl Endpoint {
     }
 
     fn session_timer(&mut self, now: Instant, sid: u64) {
+        if self.half_open_expired(now, sid) {
+            return; // never confirmed (`admission`)
+        }
         let idle = self.cfg.session_idle_timeout;
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
@@ -1946,6 +1999,7 @@ impl Endpoint {
             None => {}
         }
         self.wake_session(sid, idle_at);
+        self.rearm_half_open(sid); // its own, earlier deadline (`admission`)
     }
 }
 

@@ -55,6 +55,11 @@ pub enum CloseReason {
     Refused { status: u16 },
     /// The server refused to resume (unknown or expired `Session-ID`).
     ResumeRefused { status: u16 },
+    /// Server side: the session stayed half-open (our answer to its `REG`
+    /// was never confirmed) past
+    /// [`SharesConfig::half_open_timeout`](super::SharesConfig::half_open_timeout),
+    /// or was the oldest half-open one when room was needed.
+    NeverConfirmed,
 }
 
 /// A bound of [`EngineLimits`](super::EngineLimits) that was hit.
@@ -74,6 +79,26 @@ pub enum EngineLimit {
     PayloadSize,
     /// [`SegmentConfig::max_segments`](super::SegmentConfig::max_segments).
     SegmentCount,
+    /// [`SharesConfig::memory_budget`](super::SharesConfig::memory_budget):
+    /// the one budget over every byte held for peers.
+    MemoryBudget,
+    /// [`SharesConfig::reply_cache_per_source`](super::SharesConfig::reply_cache_per_source).
+    ReplyCacheSource,
+    /// [`SharesConfig::reply_cache_per_prefix`](super::SharesConfig::reply_cache_per_prefix).
+    ReplyCachePrefix,
+    /// [`SharesConfig::sessions_per_source`](super::SharesConfig::sessions_per_source).
+    SessionsSource,
+    /// [`SharesConfig::sessions_per_prefix`](super::SharesConfig::sessions_per_prefix).
+    SessionsPrefix,
+    /// [`SharesConfig::max_half_open`] and its per-source and per-prefix
+    /// shares: the oldest half-open session was dropped to make room.
+    ///
+    /// [`SharesConfig::max_half_open`]: super::SharesConfig::max_half_open
+    HalfOpen,
+    /// [`SharesConfig::reassemblies_per_source`](super::SharesConfig::reassemblies_per_source).
+    ReassembliesSource,
+    /// [`SharesConfig::reassemblies_per_prefix`](super::SharesConfig::reassemblies_per_prefix).
+    ReassembliesPrefix,
 }
 
 /// Something a peer did wrong; logged and reported, never fatal to the endpoint.
@@ -207,6 +232,10 @@ pub enum EngineError {
     TooManyPending,
     #[error("too many sessions (max_sessions)")]
     TooManySessions,
+    /// Back-pressure: the memory budget over bytes held for peers is
+    /// (nearly) used up, so nothing new is taken on until it frees.
+    #[error("the memory budget is used up (shares.memory_budget); try again later")]
+    MemoryBudget,
     #[error("no such session (it may have closed)")]
     UnknownSession,
     #[error("the session is not open yet")]

@@ -9,8 +9,10 @@ pub mod config;
 pub mod endpoint;
 pub mod event;
 pub mod integrity;
+pub(crate) mod reply_cache;
 pub mod segment;
 pub(crate) mod session;
+pub mod shares;
 pub mod timing;
 
 pub use config::{Config, EngineLimits, ModePolicy, ResumePolicy, RetryPolicy};
@@ -21,4 +23,5 @@ pub use event::{
 };
 pub use integrity::{HashAlg, HashSpec, HmacKey, IntegrityConfig};
 pub use segment::SegmentConfig;
+pub use shares::SharesConfig;
 pub use timing::Timestamp;

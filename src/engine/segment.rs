@@ -40,6 +40,8 @@
 //! compared, never used to size a buffer.
 
 use super::event::EngineLimit;
+use super::shares::{prefix_of, Scope, SharesConfig, SourceCounts};
+use crate::budget::{BufferKind, MemoryBudget};
 use crate::wire::typed::names;
 use crate::wire::{HeaderName, ParseError, ParseOptions, Pdu, PduBuilder};
 use bytes::{Bytes, BytesMut};
@@ -101,6 +103,16 @@ pub const PART_OVERHEAD: usize = std::mem::size_of::<Pdu>() + 48;
 
 const H_SEGMENT: HeaderName = HeaderName::from_static(names::SEGMENT);
 const H_PAYLOAD_LENGTH: HeaderName = HeaderName::from_static(names::PAYLOAD_LENGTH);
+const H_SEGMENT_ID: HeaderName = HeaderName::from_static(names::SEGMENT_ID);
+const H_SEGMENT_INDEX: HeaderName = HeaderName::from_static(names::SEGMENT_INDEX);
+const H_SEGMENT_COUNT: HeaderName = HeaderName::from_static(names::SEGMENT_COUNT);
+
+/// Bytes the `Segment-ID` / `Segment-Index` / `Segment-Count` lines add to
+/// a segment's head (SPEC §10) for a payload id of `id_len` bytes and
+/// numbers of at most `digits` digits: for the senders' head budgets.
+pub(crate) fn triple_len(id_len: usize, digits: usize) -> usize {
+    (12 + id_len + 2) + (15 + digits + 2) + (15 + digits + 2)
+}
 
 /// Headers that describe one segment, dropped from the delivered request.
 /// `Content-Hash-*` goes too: it covered the first segment's body only.
@@ -196,7 +208,8 @@ struct Partial {
     last_progress: Instant,
 }
 
-/// Partial payloads by (sender, payload id), within [`SegmentConfig`].
+/// Partial payloads by (sender, payload id), within [`SegmentConfig`],
+/// the per-source shares of [`SharesConfig`] and the memory budget.
 #[derive(Debug, Default)]
 pub(crate) struct Reassembler {
     partial: HashMap<Key, Partial>,
@@ -204,9 +217,118 @@ pub(crate) struct Reassembler {
     finished: VecDeque<(Instant, Key)>,
     /// The finished ids, with the refusal of those that were refused.
     finished_set: HashMap<Key, Option<Refusal>>,
+    /// Partial payloads per source and prefix.
+    sources: SourceCounts,
+    /// Shares (none until [`Reassembler::attach`]).
+    shares: Option<SharesConfig>,
+    /// The memory budget each partial payload's cost is charged to, on
+    /// behalf of its sender (none until attached).
+    budget: Option<MemoryBudget>,
+}
+
+impl Drop for Reassembler {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            for (k, p) in &self.partial {
+                b.release_from(BufferKind::Reassembly, k.0.ip(), p.cost);
+            }
+        }
+    }
 }
 
 impl Reassembler {
+    /// Reassembly under these shares, charging this budget (SPEC §9).
+    pub(crate) fn attach(budget: &MemoryBudget, shares: SharesConfig) -> Self {
+        let mut r = Reassembler::default();
+        r.shares = Some(shares);
+        r.budget = Some(budget.clone());
+        r
+    }
+
+    /// Remove partial payload `key` with its bookkeeping.
+    fn take_partial(&mut self, key: &Key) -> Option<Partial> {
+        let p = self.partial.remove(key)?;
+        self.held -= p.cost;
+        if let Some(b) = &self.budget {
+            b.release_from(BufferKind::Reassembly, key.0.ip(), p.cost);
+        }
+        self.sources.remove(key.0.ip());
+        Some(p)
+    }
+
+    /// Room for a new payload from `peer` in its shares and the total:
+    /// a slot without a new segment for `reassembly_idle_timeout` (its
+    /// source's own when a share is the bound) is given up for it, its
+    /// later segments answered `503`. `Err` names the bound that refuses.
+    fn room_for(
+        &mut self,
+        cfg: &SegmentConfig,
+        now: Instant,
+        peer: SocketAddr,
+    ) -> Result<(), EngineLimit> {
+        let Some(sh) = self.shares else {
+            return self.total_room(cfg, now);
+        };
+        let ip = peer.ip();
+        while let Some(scope) =
+            self.sources
+                .full(ip, sh.reassemblies_per_source, sh.reassemblies_per_prefix)
+        {
+            let mine = |k: &Key| match scope {
+                Scope::Source => k.0.ip() == ip,
+                Scope::Prefix => prefix_of(k.0.ip()) == prefix_of(ip),
+            };
+            if !self.give_up_idle(cfg, now, sh.reassembly_idle_timeout, mine) {
+                return Err(match scope {
+                    Scope::Source => EngineLimit::ReassembliesSource,
+                    Scope::Prefix => EngineLimit::ReassembliesPrefix,
+                });
+            }
+        }
+        self.total_room(cfg, now)
+    }
+
+    fn total_room(&mut self, cfg: &SegmentConfig, now: Instant) -> Result<(), EngineLimit> {
+        let idle = self
+            .shares
+            .map_or(cfg.reassembly_timeout, |s| s.reassembly_idle_timeout);
+        while self.partial.len() >= cfg.max_reassemblies {
+            if !self.give_up_idle(cfg, now, idle, |_| true) {
+                return Err(EngineLimit::Reassemblies);
+            }
+        }
+        Ok(())
+    }
+
+    /// Give up the longest-idle slot matching `which` if it has been idle
+    /// for `idle`; false when none has.
+    fn give_up_idle(
+        &mut self,
+        cfg: &SegmentConfig,
+        now: Instant,
+        idle: Duration,
+        which: impl Fn(&Key) -> bool,
+    ) -> bool {
+        let victim = self
+            .partial
+            .iter()
+            .filter(|(k, p)| which(k) && now.saturating_duration_since(p.last_progress) >= idle)
+            .min_by_key(|(_, p)| p.last_progress)
+            .map(|(k, _)| k.clone());
+        let Some(key) = victim else {
+            return false;
+        };
+        tracing::debug!(peer = %key.0, id = %key.1, "idle reassembly slot given up for a new transfer");
+        self.take_partial(&key);
+        self.finish(
+            cfg,
+            now,
+            key,
+            Some(Refusal::Busy(EngineLimit::Reassemblies)),
+        );
+        true
+    }
+
     /// Bytes held over all partial payloads.
     pub(crate) fn held_bytes(&self) -> usize {
         self.held
@@ -241,9 +363,7 @@ impl Reassembler {
     }
 
     fn drop_partial(&mut self, key: &Key) {
-        if let Some(p) = self.partial.remove(key) {
-            self.held -= p.cost;
-        }
+        self.take_partial(key);
     }
 
     fn refuse(&mut self, cfg: &SegmentConfig, now: Instant, key: Key, r: Refusal) -> Offer {
@@ -321,10 +441,11 @@ impl Reassembler {
                 }
             }
             None => {
-                if self.partial.len() >= cfg.max_reassemblies {
-                    // Refuse the newcomer: evicting a payload that is under
-                    // way would let a flood cancel real transfers.
-                    return self.refuse(cfg, now, key, Refusal::Busy(EngineLimit::Reassemblies));
+                // Refuse the newcomer: evicting a payload that is under way
+                // would let a flood cancel real transfers (only a slot idle
+                // past `reassembly_idle_timeout` is given up for it).
+                if let Err(limit) = self.room_for(cfg, now, peer) {
+                    return self.refuse(cfg, now, key, Refusal::Busy(limit));
                 }
                 if body > cfg.max_payload_len {
                     return self.refuse(cfg, now, key, Refusal::TooLarge(EngineLimit::PayloadSize));
@@ -333,6 +454,13 @@ impl Reassembler {
         }
         if self.held + cost > cfg.max_reassembly_bytes {
             return self.refuse(cfg, now, key, Refusal::Busy(EngineLimit::ReassemblyBytes));
+        }
+        let charged = |b: &MemoryBudget| b.try_charge_from(BufferKind::Reassembly, peer.ip(), cost);
+        if self.budget.as_ref().is_some_and(|b| !charged(b)) {
+            return self.refuse(cfg, now, key, Refusal::Busy(EngineLimit::MemoryBudget));
+        }
+        if !self.partial.contains_key(&key) {
+            self.sources.add(peer.ip());
         }
         let p = self.partial.entry(key.clone()).or_insert_with(|| Partial {
             count,
@@ -351,10 +479,9 @@ impl Reassembler {
         if (p.parts.len() as u64) < p.count {
             return Offer::Held;
         }
-        let Some(p) = self.partial.remove(&key) else {
+        let Some(p) = self.take_partial(&key) else {
             return Offer::Held;
         };
-        self.held -= p.cost;
         if p.payload_len.is_some_and(|l| l != p.body_len as u64) {
             let r = Refusal::Inconsistent("reassembled length differs from Payload-Length");
             self.finish(cfg, now, key, Some(r));
@@ -391,8 +518,7 @@ impl Reassembler {
             .collect();
         let mut out = Vec::with_capacity(gone.len());
         for k in gone {
-            if let Some(p) = self.partial.remove(&k) {
-                self.held -= p.cost;
+            if let Some(p) = self.take_partial(&k) {
                 out.push(Expired {
                     peer: k.0,
                     id: k.1.clone(),
@@ -442,9 +568,13 @@ pub(crate) fn assemble(parts: &[Pdu], opts: &ParseOptions) -> Result<Pdu, ParseE
 
 /// Segment `index` (1-based) of `payload` cut every `chunk` bytes:
 /// `template` (a request head, its body ignored) with `Segment: I/N`,
-/// `Payload-Length` and that part of the payload as its body. Message-ID
-/// and hashes are the caller's. What the engine sends, for tools that build
-/// PDUs themselves (`acorn-cli send --segment-size`).
+/// `Payload-Length` and that part of the payload as its body. Beside
+/// `Segment: I/N` go `Segment-ID` (the template's `TX-ID`),
+/// `Segment-Index` and `Segment-Count`: the triple the public reference
+/// implementation reassembles (SPEC §10); without a `TX-ID` there is no
+/// payload id to name and the triple is left out. Message-ID and hashes
+/// are the caller's. What the engine sends, for tools that build PDUs
+/// themselves (`acorn-cli send --segment-size`).
 pub fn segment_request(
     template: &PduBuilder,
     payload: &Bytes,
@@ -454,6 +584,11 @@ pub fn segment_request(
     let count = segment_count(payload.len(), chunk);
     let mut b = template.clone();
     let _ = b.set_value(&H_SEGMENT, Bytes::from(format!("{index}/{count}")));
+    if let Some(tx) = template.get_header(names::TX_ID).cloned() {
+        let _ = b.set_value(&H_SEGMENT_ID, tx);
+        b.set_number(&H_SEGMENT_INDEX, index);
+        b.set_number(&H_SEGMENT_COUNT, count);
+    }
     b.set_number(&H_PAYLOAD_LENGTH, payload.len() as u64);
     b.body(chunk_of(payload, chunk, index));
     b

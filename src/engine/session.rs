@@ -4,6 +4,7 @@
 //! their own: the endpoint decides what to send, this decides what is held.
 
 use super::config::EngineLimits;
+use crate::budget::{BufferKind, Charge, MemoryBudget};
 use crate::wire::{Pdu, PduBuilder, SeqList, SessionMode};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -85,10 +86,22 @@ pub(crate) struct Session {
     /// Server: the one-time token a second channel presents to join.
     /// Client: the token the server issued.
     pub channel_token: Option<String>,
+    /// `retx_bytes`, charged to the memory budget (released on drop).
+    pub retx_charge: Charge,
+    /// The bytes of the PDUs in `reorder`, charged to the memory budget.
+    pub reorder_charge: Charge,
+    /// A memory-budget refusal was reported for this session (once).
+    pub budget_reported: bool,
 }
 
 impl Session {
-    pub fn new(peer: SocketAddr, role: Role, mode: SessionMode, now: Instant) -> Self {
+    pub fn new(
+        peer: SocketAddr,
+        role: Role,
+        mode: SessionMode,
+        now: Instant,
+        budget: &MemoryBudget,
+    ) -> Self {
         Session {
             peer,
             role,
@@ -115,6 +128,50 @@ impl Session {
             queued: std::collections::VecDeque::new(),
             channels: Vec::new(),
             channel_token: None,
+            retx_charge: budget.charge_from(BufferKind::Retransmit, peer.ip()),
+            reorder_charge: budget.charge_from(BufferKind::Reorder, peer.ip()),
+            budget_reported: false,
+        }
+    }
+
+    /// Hold an out-of-order PDU if the memory budget has room for it;
+    /// false (nothing held) if not.
+    pub fn hold(&mut self, seq: u64, pdu: Pdu) -> bool {
+        if !self.reorder_charge.try_grow(pdu.as_bytes().len()) {
+            return false;
+        }
+        if let Some(old) = self.reorder.insert(seq, pdu) {
+            self.reorder_charge.shrink(old.as_bytes().len());
+        }
+        true
+    }
+
+    /// Take the held PDU for `seq`, if any.
+    pub fn take_held(&mut self, seq: u64) -> Option<Pdu> {
+        let p = self.reorder.remove(&seq)?;
+        self.reorder_charge.shrink(p.as_bytes().len());
+        Some(p)
+    }
+
+    /// Forget every held and kept PDU (a resumed session starts its
+    /// streams again).
+    pub fn clear_buffers(&mut self) {
+        self.reorder = BTreeMap::new();
+        self.retx = BTreeMap::new();
+        self.retx_bytes = 0;
+        self.sync_charges();
+    }
+
+    /// Make the budget charges follow what is held (after frees).
+    fn sync_charges(&mut self) {
+        let held = self.retx_bytes;
+        let charged = self.retx_charge.bytes();
+        if charged > held {
+            self.retx_charge.shrink(charged - held);
+        }
+        if self.reorder.is_empty() {
+            let r = self.reorder_charge.bytes();
+            self.reorder_charge.shrink(r);
         }
     }
 
@@ -132,8 +189,14 @@ impl Session {
         }
     }
 
-    /// Keep a sent PDU; returns true when a bound forced the oldest out.
-    pub fn keep(&mut self, seq: u64, sent: Sent, limits: &EngineLimits) -> bool {
+    /// Keep a sent PDU; returns (evicted, kept): evicted when a bound
+    /// forced the oldest out, kept false when the memory budget had no room
+    /// for it (it is then sent without a copy: a NACK for it ends the
+    /// session with `BYE` + `Ignore-Seq: *`, both sides told).
+    pub fn keep(&mut self, seq: u64, sent: Sent, limits: &EngineLimits) -> (bool, bool) {
+        if !self.retx_charge.try_grow(sent.len) {
+            return (false, false);
+        }
         self.retx_bytes += sent.len;
         if let Some(old) = self.retx.insert(seq, sent) {
             self.retx_bytes -= old.len;
@@ -148,7 +211,8 @@ impl Session {
                 None => break,
             }
         }
-        evicted
+        self.sync_charges();
+        (evicted, true)
     }
 
     /// Keep the least round-trip sample: in an ordered session an answer
@@ -194,6 +258,7 @@ impl Session {
             self.retx_bytes -= s.len;
         }
         self.free_if_empty();
+        self.sync_charges();
     }
 
     /// An emptied BTreeMap keeps its node (eleven `Sent` slots, kilobytes):
@@ -222,6 +287,7 @@ impl Session {
             self.retx_bytes -= s.len;
         }
         self.free_if_empty();
+        self.sync_charges();
         true
     }
 

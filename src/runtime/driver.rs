@@ -1,20 +1,18 @@
 //! The driver task: sockets and one timer around one engine.
 
+use super::limits::{ChannelLimits, TcpLimits};
 use super::peer::{Dest, IncomingRequest, OpenedSession, PeerEvent, RuntimeError, WireDirection};
-use crate::codec::StreamCodec;
+use super::tcp::{ConnId, ConnMsg, Connections, Ended, Refused, Route};
 use crate::engine::{Config, Endpoint, EngineError, Event, IncomingId, RequestId, SessionHandle};
 use crate::wire::{Pdu, PduBuilder, SessionMode};
 use bytes::Bytes;
-use futures::StreamExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::FramedRead;
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{debug, warn};
 
 type Reply<T> = oneshot::Sender<Result<T, RuntimeError>>;
 
@@ -35,9 +33,8 @@ fn park<K: std::hash::Hash + Eq, T>(
     }
 }
 
-/// PDUs queued to one TCP connection; past it a PDU is dropped and left to
-/// the engine's retransmission (the connection stays).
-const CONN_QUEUE: usize = 4096;
+/// How long a shutdown waits for connections to write what is queued.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
 /// Commands from [`Peer`](super::Peer) handles.
 pub(crate) enum Cmd {
@@ -57,10 +54,6 @@ pub(crate) enum Cmd {
         pdu: PduBuilder,
         reply: Reply<Pdu>,
     },
-    Respond {
-        id: IncomingId,
-        pdu: PduBuilder,
-    },
     Close {
         session: SessionHandle,
         reply: Reply<()>,
@@ -72,22 +65,12 @@ pub(crate) enum Cmd {
     Stats {
         reply: Reply<crate::engine::Stats>,
     },
+    TcpStats {
+        reply: Reply<super::TcpStats>,
+    },
     Shutdown {
         done: oneshot::Sender<()>,
     },
-}
-
-/// What connection tasks report.
-// Moved once through a channel: boxing the PDU would cost an allocation per
-// PDU to save a copy of a few hundred bytes.
-#[allow(clippy::large_enum_variant)]
-enum ConnMsg {
-    Pdu(SocketAddr, Pdu),
-    Closed(SocketAddr, Option<String>),
-    /// A connection we dialled was re-established after it dropped.
-    Redialled(SocketAddr, TcpStream),
-    /// The stream stopped framing (the connection is then closed).
-    Malformed(SocketAddr, crate::wire::ParseError),
 }
 
 /// How a resumption ended (see [`Peer::resume_session`](super::Peer::resume_session)).
@@ -105,33 +88,57 @@ pub enum Resumed {
 const REDIAL_ATTEMPTS: u32 = 12;
 const REDIAL_FIRST_DELAY: Duration = Duration::from_millis(20);
 
+/// An answer from an [`IncomingRequest`]. These travel on their own
+/// channel, which is unbounded but holds at most one message per request
+/// delivered to the application; the engine holds at most
+/// `EngineLimits::max_reply_cache` incoming transactions (past it new
+/// requests are answered `503`), which bounds it.
+pub(crate) struct Answer {
+    pub(crate) id: IncomingId,
+    pub(crate) pdu: PduBuilder,
+}
+
+/// What a driver is started with.
+pub(crate) struct Setup {
+    pub(crate) config: Config,
+    pub(crate) udp: Option<UdpSocket>,
+    pub(crate) listener: Option<TcpListener>,
+    pub(crate) cmds: mpsc::Receiver<Cmd>,
+    pub(crate) answers: mpsc::UnboundedReceiver<Answer>,
+    pub(crate) answer_tx: mpsc::UnboundedSender<Answer>,
+    pub(crate) incoming: mpsc::Sender<IncomingRequest>,
+    pub(crate) events: mpsc::Sender<PeerEvent>,
+    pub(crate) tap: bool,
+    pub(crate) tcp: TcpLimits,
+    pub(crate) channels: ChannelLimits,
+}
+
 pub(crate) struct Driver {
     endpoint: Endpoint,
     udp: Option<Arc<UdpSocket>>,
     listener: Option<TcpListener>,
-    conns: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
-    writers: Vec<tokio::task::JoinHandle<()>>,
-    conn_tx: mpsc::UnboundedSender<ConnMsg>,
-    conn_rx: mpsc::UnboundedReceiver<ConnMsg>,
-    cmds: mpsc::UnboundedReceiver<Cmd>,
-    cmd_tx: mpsc::UnboundedSender<Cmd>,
+    tcp: Connections,
+    conn_tx: mpsc::Sender<ConnMsg>,
+    conn_rx: mpsc::Receiver<ConnMsg>,
+    cmds: mpsc::Receiver<Cmd>,
+    answers: mpsc::UnboundedReceiver<Answer>,
+    answer_tx: mpsc::UnboundedSender<Answer>,
     incoming: mpsc::Sender<IncomingRequest>,
     events: mpsc::Sender<PeerEvent>,
     tap: bool,
-    /// Accepted TCP connections held at once (`PeerBuilder::max_connections`).
-    max_connections: usize,
-    refused_connections: u64,
-    codec_opts: crate::wire::ParseOptions,
     waiting_req: HashMap<RequestId, Reply<Pdu>>,
     waiting_open: HashMap<SessionHandle, Reply<OpenedSession>>,
     waiting_close: HashMap<SessionHandle, Reply<()>>,
     waiting_resume: HashMap<SessionHandle, Reply<Resumed>>,
-    /// Peers reached over TCP: never sent to over UDP, even while their
-    /// connection is down (the engine retransmits after it is back).
-    tcp_peers: std::collections::HashSet<SocketAddr>,
+    /// Requests read from a TCP connection and not yet answered (a
+    /// half-closed connection stays until they are). At most one entry
+    /// per incoming transaction the engine holds.
+    tcp_pending: HashMap<IncomingId, (ConnId, SocketAddr)>,
     /// Connections we dialled: redialled and their sessions resumed when
-    /// they drop.
+    /// they drop; never sent to over UDP, even while they are down.
     dialled: std::collections::HashSet<SocketAddr>,
+    /// Connections to finish gracefully once this turn's PDUs are queued.
+    finish_after_flush: Vec<SocketAddr>,
     dropped_events: u64,
 }
 
@@ -142,43 +149,32 @@ fn unix_now() -> Duration {
 }
 
 impl Driver {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        cfg: Config,
-        udp: Option<UdpSocket>,
-        listener: Option<TcpListener>,
-        cmds: mpsc::UnboundedReceiver<Cmd>,
-        cmd_tx: mpsc::UnboundedSender<Cmd>,
-        incoming: mpsc::Sender<IncomingRequest>,
-        events: mpsc::Sender<PeerEvent>,
-        tap: bool,
-        max_connections: usize,
-    ) -> Self {
+    pub(crate) fn new(s: Setup) -> Self {
         let now = Instant::now();
-        let codec_opts = cfg.parse;
-        let (conn_tx, conn_rx) = mpsc::unbounded_channel();
+        let codec_opts = s.config.parse;
+        let (conn_tx, conn_rx) = mpsc::channel(s.channels.connection_events.max(1));
+        let endpoint = Endpoint::from_entropy(s.config, now, unix_now());
+        let budget = endpoint.memory_budget().clone();
         Driver {
-            endpoint: Endpoint::from_entropy(cfg, now, unix_now()),
-            udp: udp.map(Arc::new),
-            listener,
-            conns: HashMap::new(),
-            writers: Vec::new(),
+            endpoint,
+            udp: s.udp.map(Arc::new),
+            listener: s.listener,
+            tcp: Connections::new(s.tcp, codec_opts, budget),
             conn_tx,
             conn_rx,
-            cmds,
-            cmd_tx,
-            incoming,
-            events,
-            tap,
-            max_connections,
-            refused_connections: 0,
-            codec_opts,
+            cmds: s.cmds,
+            answers: s.answers,
+            answer_tx: s.answer_tx,
+            incoming: s.incoming,
+            events: s.events,
+            tap: s.tap,
             waiting_req: HashMap::new(),
             waiting_open: HashMap::new(),
             waiting_close: HashMap::new(),
             waiting_resume: HashMap::new(),
-            tcp_peers: Default::default(),
+            tcp_pending: HashMap::new(),
             dialled: Default::default(),
+            finish_after_flush: Vec::new(),
             dropped_events: 0,
         }
     }
@@ -209,7 +205,11 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
+            let mut answered = None;
             tokio::select! {
+                // Answers first: they finish work already taken on.
+                biased;
+                Some(a) = self.answers.recv() => answered = self.answer(a),
                 r = recv => match r {
                     Ok((data, from)) => {
                         self.tap_wire(WireDirection::In, Dest::Udp(from), &data);
@@ -218,58 +218,29 @@ impl Driver {
                     Err(e) => debug!(error = %e, "udp receive error"),
                 },
                 a = accept => match a {
-                    Ok((stream, from)) if self.conns.len() >= self.max_connections => {
-                        // Dropping the stream closes it: a peer cannot make
-                        // this node hold tasks and queues without bound.
-                        drop(stream);
-                        self.refused_connections += 1;
-                        if self.refused_connections.is_power_of_two() {
-                            warn!(%from, refused = self.refused_connections, max = self.max_connections, "max_connections reached; connection refused");
-                        }
-                    }
-                    Ok((stream, from)) => self.adopt(stream, from),
-                    Err(e) => warn!(error = %e, "accept failed"),
-                },
-                Some(m) = self.conn_rx.recv() => match m {
-                    ConnMsg::Pdu(from, pdu) => {
-                        self.tap_wire(WireDirection::In, Dest::Tcp(from), pdu.as_bytes());
-                        self.endpoint.handle_pdu(Instant::now(), from, pdu);
-                    }
-                    ConnMsg::Closed(from, why) => {
-                        debug!(%from, ?why, "connection closed");
-                        self.conns.remove(&from);
-                        if self.dialled.contains(&from) {
-                            self.redial(from);
-                        } else {
-                            // An accepted connection's address is not kept
-                            // once it is gone (peers choose how many there are).
-                            self.tcp_peers.remove(&from);
-                        }
-                    }
-                    ConnMsg::Malformed(from, e) => {
-                        debug!(%from, error = %e, "stream framing error; closing the connection");
-                        self.event(PeerEvent::Engine(Event::ProtocolViolation {
-                            peer: from,
-                            violation: crate::engine::Violation::Malformed(e),
-                        }));
-                    }
-                    ConnMsg::Redialled(to, stream) => {
-                        self.adopt(stream, to);
-                        let now = Instant::now();
-                        for session in self.endpoint.resumable_sessions(to) {
-                            if let Err(e) = self.endpoint.resume_session(now, session, None) {
-                                debug!(?session, error = %e, "cannot resume");
+                    Ok((stream, from)) => match self.tcp.admit(from) {
+                        Ok(()) => self.adopt(stream, from, true),
+                        Err(why) => {
+                            // Dropping the stream closes it: a peer cannot
+                            // make this node hold tasks and queues without
+                            // bound, nor one address take every slot.
+                            drop(stream);
+                            let n = self.tcp.refused();
+                            if n.is_power_of_two() {
+                                warn!(%from, refused = n, ?why, "TCP connection limit reached; connection refused");
+                            }
+                            if why == Refused::PerIp {
+                                debug!(%from, "per-IP connection limit");
                             }
                         }
-                    }
+                    },
+                    Err(e) => warn!(error = %e, "accept failed"),
                 },
+                Some(m) = self.conn_rx.recv() => self.conn_msg(m),
                 c = self.cmds.recv() => match c {
                     Some(Cmd::Shutdown { done }) => {
                         self.flush().await;
-                        self.conns.clear();
-                        for w in self.writers.drain(..) {
-                            let _ = w.await;
-                        }
+                        self.tcp.shutdown(SHUTDOWN_DRAIN).await;
                         let _ = done.send(());
                         return;
                     }
@@ -278,8 +249,90 @@ impl Driver {
                 },
                 _ = sleep => self.endpoint.handle_timeout(Instant::now()),
             }
-            self.flush().await;
             self.dispatch_events();
+            self.flush().await;
+            if let Some((conn, addr)) = answered {
+                // The answer is queued: a half-closed connection with
+                // nothing left to answer can be finished now.
+                self.tcp.request_answered(conn, &addr);
+            }
+            for addr in std::mem::take(&mut self.finish_after_flush) {
+                self.tcp.finish(&addr);
+            }
+            self.connections_closed();
+        }
+    }
+
+    /// What a connection task reported.
+    fn conn_msg(&mut self, m: ConnMsg) {
+        match m {
+            ConnMsg::Pdu(from, pdu) => {
+                self.tcp.spoke(&from);
+                self.tap_wire(WireDirection::In, Dest::Tcp(from), pdu.as_bytes());
+                self.endpoint.handle_pdu(Instant::now(), from, pdu);
+            }
+            ConnMsg::HalfClosed(id, from) => {
+                debug!(%from, "peer half-closed; finishing once answered");
+                // The PDUs it sent before are handled and their answers
+                // delivered first (same channel, in order).
+                self.dispatch_events();
+                self.tcp.half_closed(id, &from);
+            }
+            ConnMsg::Closed(id, from, why) => {
+                debug!(%from, ?why, "connection closed");
+                if let Ended::Malformed(e) = &why {
+                    self.event(PeerEvent::Engine(Event::ProtocolViolation {
+                        peer: from,
+                        violation: crate::engine::Violation::Malformed(*e),
+                    }));
+                }
+                self.tcp.ended(id, &from, &why);
+            }
+            ConnMsg::Redialled(to, stream) => {
+                self.adopt(stream, to, false);
+                let now = Instant::now();
+                for session in self.endpoint.resumable_sessions(to) {
+                    if let Err(e) = self.endpoint.resume_session(now, session, None) {
+                        debug!(?session, error = %e, "cannot resume");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Take a TCP connection (accepted, or dialled by us).
+    fn adopt(&mut self, stream: TcpStream, peer: SocketAddr, accepted: bool) {
+        self.tcp.adopt(stream, peer, accepted, &self.conn_tx);
+        // A stream peer gets whole payloads, never segments (SPEC §7).
+        self.endpoint.set_stream_peer(peer, true);
+    }
+
+    /// Carry an application's answer to the engine; returns the TCP
+    /// connection the request came from, if any.
+    fn answer(&mut self, a: Answer) -> Option<(ConnId, SocketAddr)> {
+        if let Err(e) = self.endpoint.respond(Instant::now(), a.id, a.pdu) {
+            debug!(id = ?a.id, error = %e, "response not sent");
+        }
+        self.tcp_pending.remove(&a.id)
+    }
+
+    /// Connections the TCP side removed: redial ours that broke, forget
+    /// the others'.
+    fn connections_closed(&mut self) {
+        for (addr, hard) in self.tcp.take_removed() {
+            if self.tcp.contains(&addr) {
+                continue;
+            }
+            self.tcp_pending.retain(|_, (_, a)| *a != addr);
+            if self.dialled.contains(&addr) {
+                if hard {
+                    self.redial(addr);
+                }
+            } else {
+                // Only segmentation depends on it; the route itself stays
+                // TCP (see `tcp`), so nothing goes there over UDP.
+                self.endpoint.set_stream_peer(addr, false);
+            }
         }
     }
 
@@ -305,60 +358,7 @@ impl Driver {
         }
     }
 
-    /// Take a TCP connection: a reader task feeding PDUs in, a writer task
-    /// draining a bounded queue out.
-    fn adopt(&mut self, stream: TcpStream, from: SocketAddr) {
-        let _ = stream.set_nodelay(true);
-        let (read, mut write) = stream.into_split();
-        let (tx, mut rx) = mpsc::channel::<Bytes>(CONN_QUEUE);
-        let conn_tx = self.conn_tx.clone();
-        let opts = self.codec_opts;
-        tokio::spawn(
-            async move {
-                let mut frames = FramedRead::new(read, StreamCodec::new(opts));
-                loop {
-                    match frames.next().await {
-                        Some(Ok(pdu)) => {
-                            if conn_tx.send(ConnMsg::Pdu(from, pdu)).is_err() {
-                                return;
-                            }
-                        }
-                        Some(Err(e)) => {
-                            if let Some(pe) = e.parse_error() {
-                                let _ = conn_tx.send(ConnMsg::Malformed(from, *pe));
-                            }
-                            let _ = conn_tx.send(ConnMsg::Closed(from, Some(e.to_string())));
-                            return;
-                        }
-                        None => {
-                            let _ = conn_tx.send(ConnMsg::Closed(from, None));
-                            return;
-                        }
-                    }
-                }
-            }
-            .instrument(info_span!("tcp-read", %from)),
-        );
-        let writer = tokio::spawn(
-            async move {
-                while let Some(b) = rx.recv().await {
-                    if write.write_all(&b).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = write.shutdown().await;
-            }
-            .instrument(info_span!("tcp-write", %from)),
-        );
-        self.writers.retain(|w| !w.is_finished());
-        self.writers.push(writer);
-        self.conns.insert(from, tx);
-        // A stream peer gets whole payloads, never segments (SPEC §7).
-        self.endpoint.set_stream_peer(from, true);
-        self.tcp_peers.insert(from);
-    }
-
-    /// Reconnect a dialled connection in the background, with backoff.
+    /// Reconnect a dropped dialled connection in the background, with backoff.
     fn redial(&mut self, to: SocketAddr) {
         let tx = self.conn_tx.clone();
         tokio::spawn(async move {
@@ -366,7 +366,7 @@ impl Driver {
             for _ in 0..REDIAL_ATTEMPTS {
                 tokio::time::sleep(delay).await;
                 if let Ok(s) = TcpStream::connect(to).await {
-                    let _ = tx.send(ConnMsg::Redialled(to, s));
+                    let _ = tx.send(ConnMsg::Redialled(to, s)).await;
                     return;
                 }
                 delay = (delay * 2).min(Duration::from_secs(2));
@@ -385,11 +385,11 @@ impl Driver {
                 Ok(a)
             }
             Dest::Tcp(a) => {
-                if !self.conns.contains_key(&a) {
+                if !self.tcp.contains(&a) {
                     let s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(a))
                         .await
                         .map_err(|_| RuntimeError::Timeout)??;
-                    self.adopt(s, a);
+                    self.adopt(s, a, false);
                     self.dialled.insert(a);
                 }
                 Ok(a)
@@ -430,11 +430,6 @@ impl Driver {
                 let started = self.endpoint.send(now, session, pdu).map_err(Into::into);
                 park(&mut self.waiting_req, started, reply);
             }
-            Cmd::Respond { id, pdu } => {
-                if let Err(e) = self.endpoint.respond(now, id, pdu) {
-                    debug!(?id, error = %e, "response not sent");
-                }
-            }
             Cmd::Close { session, reply } => match self.endpoint.close_session(now, session) {
                 Ok(()) => {
                     self.waiting_close.insert(session, reply);
@@ -457,33 +452,36 @@ impl Driver {
             Cmd::Stats { reply } => {
                 let _ = reply.send(Ok(self.endpoint.stats()));
             }
+            Cmd::TcpStats { reply } => {
+                let _ = reply.send(Ok(self.tcp.stats()));
+            }
             Cmd::Shutdown { .. } => {}
         }
     }
 
     /// Carry out every transmit the engine queued.
     async fn flush(&mut self) {
+        let now = tokio::time::Instant::now();
         while let Some(t) = self.endpoint.poll_transmit() {
-            if let Some(conn) = self.conns.get(&t.dest).cloned() {
-                self.tap_wire(WireDirection::Out, Dest::Tcp(t.dest), &t.payload);
-                match conn.try_send(t.payload) {
-                    Ok(()) => {}
-                    // A PDU is written whole or not at all, so dropping one
-                    // keeps the stream framed; the engine resends it.
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        debug!(peer = %t.dest, "connection queue full; PDU left to retransmission");
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        self.conns.remove(&t.dest);
-                    }
+            let route = if self.dialled.contains(&t.dest) && !self.tcp.contains(&t.dest) {
+                // Ours and down: redialled, then the engine retransmits.
+                Route::Dropped
+            } else {
+                let payload = t.payload.clone();
+                self.tcp.send(t.dest, payload, now)
+            };
+            match route {
+                Route::Queued => self.tap_wire(WireDirection::Out, Dest::Tcp(t.dest), &t.payload),
+                Route::Dropped => {
+                    debug!(peer = %t.dest, "TCP route down or full; PDU not sent (never over UDP)");
                 }
-            } else if self.tcp_peers.contains(&t.dest) {
-                debug!(peer = %t.dest, "connection down; the engine will retransmit");
-            } else if let Some(u) = &self.udp {
-                let u = u.clone();
-                self.tap_wire(WireDirection::Out, Dest::Udp(t.dest), &t.payload);
-                if let Err(e) = u.send_to(&t.payload, t.dest).await {
-                    debug!(peer = %t.dest, error = %e, "udp send failed");
+                Route::Udp => {
+                    if let Some(u) = self.udp.clone() {
+                        self.tap_wire(WireDirection::Out, Dest::Udp(t.dest), &t.payload);
+                        if let Err(e) = u.send_to(&t.payload, t.dest).await {
+                            debug!(peer = %t.dest, error = %e, "udp send failed");
+                        }
+                    }
                 }
             }
         }
@@ -503,12 +501,19 @@ impl Driver {
                         peer,
                         session,
                         id,
-                        cmds: self.cmd_tx.clone(),
+                        answers: self.answer_tx.clone(),
                     };
-                    if self.incoming.try_send(req).is_err() {
-                        // Never block the engine on the application: refuse.
-                        if let Ok(busy) = PduBuilder::reply(503, "Busy") {
-                            let _ = self.endpoint.respond(Instant::now(), id, busy);
+                    match self.incoming.try_send(req) {
+                        Ok(()) => {
+                            if let Some(conn) = self.tcp.request_delivered(&peer) {
+                                self.tcp_pending.insert(id, (conn, peer));
+                            }
+                        }
+                        Err(_) => {
+                            // Never block the engine on the application: refuse.
+                            if let Ok(busy) = PduBuilder::reply(503, "Busy") {
+                                let _ = self.endpoint.respond(Instant::now(), id, busy);
+                            }
                         }
                     }
                 }
@@ -568,9 +573,8 @@ impl Driver {
                     self.event(PeerEvent::Engine(Event::SessionRenewed { session }));
                 }
                 Event::ChannelsClosed { session, peers } => {
-                    for p in &peers {
-                        self.conns.remove(p);
-                    }
+                    // Closed once what is queued for them (the BYE) is written.
+                    self.finish_after_flush.extend(peers.iter().copied());
                     self.event(PeerEvent::Engine(Event::ChannelsClosed { session, peers }));
                 }
                 other => self.event(PeerEvent::Engine(other)),

@@ -9,9 +9,12 @@
 //! of [`IncomingRequest`]s to answer.
 
 mod driver;
+mod limits;
 mod peer;
+mod tcp;
 
 pub use driver::Resumed;
+pub use limits::{ChannelLimits, TcpLimits, TcpStats, QUEUE_ENTRY_OVERHEAD};
 pub use peer::{
     Dest, IncomingRequest, OpenedSession, Peer, PeerBuilder, PeerEvent, RuntimeError, WireDirection,
 };

@@ -1,6 +1,7 @@
 //! The application's side of the runtime: a cloneable [`Peer`] handle.
 
-use super::driver::{Cmd, Driver};
+use super::driver::{Answer, Cmd, Driver, Setup};
+use super::limits::{ChannelLimits, TcpLimits, TcpStats};
 use crate::engine::{CloseReason, Config, EngineError, Event, IncomingId, SessionHandle};
 use crate::wire::{Pdu, PduBuilder, SessionMode};
 use bytes::Bytes;
@@ -79,6 +80,9 @@ pub enum RuntimeError {
     NoTransport(Dest),
 }
 
+// A `RuntimeError` is not `#[non_exhaustive]` (matching on it is common);
+// new cases are added with the crate's version.
+
 /// Which way a PDU crossed the wire (for the tap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WireDirection {
@@ -110,15 +114,17 @@ pub struct IncomingRequest {
     /// The session it arrived in, if any.
     pub session: Option<SessionHandle>,
     pub(crate) id: IncomingId,
-    pub(crate) cmds: mpsc::UnboundedSender<Cmd>,
+    pub(crate) answers: mpsc::UnboundedSender<Answer>,
 }
 
 impl IncomingRequest {
     /// Send the final reply (a reply PDU such as `200 OK`); the engine adds
     /// TX-ID, ids, Seq, and retransmits it until the requester ACKs.
     pub fn respond(self, reply: PduBuilder) -> Result<(), RuntimeError> {
-        self.cmds
-            .send(Cmd::Respond {
+        // Never waits: the answers channel holds at most one message per
+        // delivered request (see `driver::Answer`).
+        self.answers
+            .send(Answer {
                 id: self.id,
                 pdu: reply,
             })
@@ -143,9 +149,9 @@ pub struct PeerBuilder {
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
     tap: bool,
-    max_connections: usize,
-    incoming_capacity: usize,
-    event_capacity: usize,
+    tcp_limits: TcpLimits,
+    channels: ChannelLimits,
+    udp_recv_buffer: Option<usize>,
 }
 
 impl PeerBuilder {
@@ -156,9 +162,9 @@ impl PeerBuilder {
             udp: None,
             tcp: None,
             tap: false,
-            max_connections: 1024,
-            incoming_capacity: 1024,
-            event_capacity: 1024,
+            tcp_limits: TcpLimits::default(),
+            channels: ChannelLimits::default(),
+            udp_recv_buffer: None,
         }
     }
 
@@ -177,9 +183,33 @@ impl PeerBuilder {
 
     /// TCP connections held at once (default 1024); a connection accepted
     /// beyond it is closed at once, so peers cannot make this node hold
-    /// tasks and queues without bound.
+    /// tasks and queues without bound. Shorthand for
+    /// [`TcpLimits::max_connections`].
     pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n.max(1);
+        self.tcp_limits.max_connections = n.max(1);
+        self
+    }
+
+    /// Every TCP limit at once (connections, per-IP share, header and idle
+    /// timeouts, write queues): see [`TcpLimits`].
+    pub fn tcp_limits(mut self, limits: TcpLimits) -> Self {
+        self.tcp_limits = limits;
+        self
+    }
+
+    /// The bounds of the internal channels: see [`ChannelLimits`].
+    pub fn channel_limits(mut self, limits: ChannelLimits) -> Self {
+        self.channels = limits;
+        self
+    }
+
+    /// Ask the kernel for a UDP receive buffer (`SO_RCVBUF`) of this many
+    /// bytes, so a burst of datagrams waits in the kernel rather than being
+    /// dropped while the driver is busy. The kernel may cap it (Linux:
+    /// `net.core.rmem_max`) or double it; [`Peer::udp_recv_buffer`] says
+    /// what it granted. Without it the system default stays.
+    pub fn udp_recv_buffer(mut self, bytes: usize) -> Self {
+        self.udp_recv_buffer = Some(bytes);
         self
     }
 
@@ -192,13 +222,13 @@ impl PeerBuilder {
     /// Requests queued for the application before new ones are answered
     /// `503 Busy` (default 1024). The engine never waits on the application.
     pub fn incoming_capacity(mut self, n: usize) -> Self {
-        self.incoming_capacity = n.max(1);
+        self.channels.incoming = n.max(1);
         self
     }
 
     /// Events queued before further ones are dropped (counted, logged).
     pub fn event_capacity(mut self, n: usize) -> Self {
-        self.event_capacity = n.max(1);
+        self.channels.events = n.max(1);
         self
     }
 
@@ -221,28 +251,41 @@ impl PeerBuilder {
             Some(a) => Some(TcpListener::bind(a).await?),
             None => None,
         };
+        let mut udp_recv_buffer = None;
+        if let Some(u) = &udp {
+            let sock = socket2::SockRef::from(u);
+            if let Some(n) = self.udp_recv_buffer {
+                sock.set_recv_buffer_size(n)?;
+            }
+            udp_recv_buffer = Some(sock.recv_buffer_size()?);
+        }
         let udp_addr = udp.as_ref().map(|u| u.local_addr()).transpose()?;
         let tcp_addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (in_tx, in_rx) = mpsc::channel(self.incoming_capacity);
-        let (ev_tx, ev_rx) = mpsc::channel(self.event_capacity);
-        let driver = Driver::new(
-            self.config,
+        let ch = self.channels;
+        let (cmd_tx, cmd_rx) = mpsc::channel(ch.commands.max(1));
+        let (answer_tx, answer_rx) = mpsc::unbounded_channel();
+        let (in_tx, in_rx) = mpsc::channel(ch.incoming.max(1));
+        let (ev_tx, ev_rx) = mpsc::channel(ch.events.max(1));
+        let driver = Driver::new(Setup {
+            config: self.config,
             udp,
             listener,
-            cmd_rx,
-            cmd_tx.clone(),
-            in_tx,
-            ev_tx,
-            self.tap,
-            self.max_connections,
-        );
+            cmds: cmd_rx,
+            answers: answer_rx,
+            answer_tx,
+            incoming: in_tx,
+            events: ev_tx,
+            tap: self.tap,
+            tcp: self.tcp_limits,
+            channels: ch,
+        });
         let task = tokio::spawn(driver.run());
         Ok((
             Peer {
                 cmds: cmd_tx,
                 udp_addr,
                 tcp_addr,
+                udp_recv_buffer,
                 task: std::sync::Arc::new(tokio::sync::Mutex::new(Some(task))),
             },
             in_rx,
@@ -254,9 +297,11 @@ impl PeerBuilder {
 /// A running Acorn node. Cheap to clone; every clone drives the same engine.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    cmds: mpsc::UnboundedSender<Cmd>,
+    /// Bounded ([`ChannelLimits::commands`]): a call waits while it is full.
+    cmds: mpsc::Sender<Cmd>,
     udp_addr: Option<SocketAddr>,
     tcp_addr: Option<SocketAddr>,
+    udp_recv_buffer: Option<usize>,
     task: std::sync::Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -271,15 +316,41 @@ impl Peer {
         self.tcp_addr
     }
 
+    /// The UDP socket's receive buffer (`SO_RCVBUF`) as the kernel reports
+    /// it after [`PeerBuilder::udp_recv_buffer`] (Linux reports twice the
+    /// bytes asked for, capped by `net.core.rmem_max`).
+    pub fn udp_recv_buffer(&self) -> Option<usize> {
+        self.udp_recv_buffer
+    }
+
+    /// What the TCP side did so far: connections accepted and refused,
+    /// timeouts, queue overflows, bytes queued now and at most.
+    pub async fn tcp_stats(&self) -> Result<TcpStats, RuntimeError> {
+        self.call(|reply| Cmd::TcpStats { reply }).await
+    }
+
     async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, RuntimeError>>) -> Cmd,
     ) -> Result<T, RuntimeError> {
         let (tx, rx) = oneshot::channel();
-        self.cmds
-            .send(make(tx))
-            .map_err(|_| RuntimeError::Shutdown)?;
+        self.submit(make(tx)).await?;
         rx.await.map_err(|_| RuntimeError::Shutdown)?
+    }
+
+    /// Hand a command to the driver. `try_send` first: while there is room
+    /// it never yields, so commands issued in a row reach the driver in
+    /// that order; when the channel is full, wait for room (back-pressure).
+    async fn submit(&self, cmd: Cmd) -> Result<(), RuntimeError> {
+        match self.cmds.try_send(cmd) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(cmd)) => self
+                .cmds
+                .send(cmd)
+                .await
+                .map_err(|_| RuntimeError::Shutdown),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(RuntimeError::Shutdown),
+        }
     }
 
     /// Send a request outside any session and wait for its final reply
@@ -341,7 +412,7 @@ impl Peer {
     /// Stop: flush what is queued on every socket, then end the driver.
     pub async fn shutdown(&self) -> Result<(), RuntimeError> {
         let (tx, rx) = oneshot::channel();
-        if self.cmds.send(Cmd::Shutdown { done: tx }).is_ok() {
+        if self.submit(Cmd::Shutdown { done: tx }).await.is_ok() {
             let _ = rx.await;
         }
         if let Some(task) = self.task.lock().await.take() {

@@ -7,7 +7,7 @@
 //! is refused everywhere. `Content-Length` is managed by the builder so it
 //! can never disagree with the body.
 
-use super::grammar::{is_literal_char, is_method_char, is_name_char, is_ows, is_reason_char};
+use super::grammar::{is_method_char, is_name_char, is_ows, is_reason_char};
 use super::pdu::PduView;
 use bytes::{BufMut, Bytes, BytesMut};
 use smallvec::SmallVec;
@@ -111,12 +111,21 @@ impl Target {
         &self.0
     }
 
-    /// SPEC §1: a target with a space, quote, backslash, CR or LF must be
-    /// emitted quoted. A backslash is a literal character to the parser,
-    /// but the SPEC reserves it for quoted targets, so quote it too.
+    /// SPEC §10 (emit the common subset): only a target made of ASCII
+    /// letters, digits and `/` is written literally; anything else (`*`,
+    /// `/a-b`, `/a?b=1`, non-ASCII, an empty target, and what SPEC §1
+    /// requires quoted: space, quote, backslash, CR, LF) is written quoted,
+    /// which every known peer reads. The parser still accepts the wider
+    /// literal form.
     fn needs_quotes(&self) -> bool {
-        self.0.is_empty() || !self.0.bytes().all(|b| is_literal_char(b) && b != b'\\')
+        self.0.is_empty() || !self.0.bytes().all(is_common_literal)
     }
+}
+
+/// A byte of a target the encoder may write unquoted (SPEC §10): the
+/// common subset `[A-Za-z0-9/]` of ABNF `target-char`.
+fn is_common_literal(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'/'
 }
 
 /// A validated header name (wire case kept; compared case-insensitively).
@@ -534,14 +543,12 @@ impl PduBuilder {
         dst.put_slice(b"\r\n");
         for (name, value) in &self.headers {
             dst.put_slice(name.0.as_bytes());
-            dst.put_u8(b':');
-            if !value.is_empty() {
-                dst.put_u8(b' ');
-                if value_needs_quotes(value) {
-                    write_quoted(dst, value);
-                } else {
-                    dst.put_slice(value);
-                }
+            // SPEC §10: `Name: value`, the space also before an empty value.
+            dst.put_slice(b": ");
+            if value_needs_quotes(value) {
+                write_quoted(dst, value);
+            } else {
+                dst.put_slice(value);
             }
             dst.put_slice(b"\r\n");
         }

@@ -30,6 +30,8 @@ pub enum Field {
     Date,
     Timeout,
     Attempt,
+    /// `Retry-Attempt: N` (the reference implementation's attempt number).
+    RetryAttempt,
     ExpireAt,
     ExpireDate,
     Segment,
@@ -67,6 +69,7 @@ impl Field {
             Field::Date => "Date",
             Field::Timeout => "Timeout",
             Field::Attempt => "Attempt",
+            Field::RetryAttempt => "Retry-Attempt",
             Field::ExpireAt => "Expire-At",
             Field::ExpireDate => "Expire-Date",
             Field::Segment => "Segment",

@@ -2,7 +2,8 @@
 //!
 //! ABNF `acorn-pdu = start-line *( header-line line-end ) line-end body`
 //! (`start-line` ends in a `line-end` too; `line-end = CRLF`, or a bare LF
-//! under [`ParseOptions::allow_bare_lf`]). Lines are found inside a window
+//! under [`ParseOptions::allow_bare_lf`]); a datagram may also end right
+//! after its last line (ABNF `datagram-pdu`, SPEC §10). Lines are found inside a window
 //! no longer than the line limit, so no input makes the parser scan or hold
 //! more than the limits allow.
 //!
@@ -413,7 +414,8 @@ fn content_length(
 }
 
 /// ABNF `acorn-pdu = start-line *( header-line line-end ) line-end body`,
-/// with `body = *OCTET` framed by `framing`. Inlined into its callers so the
+/// with `body = *OCTET` framed by `framing`; under datagram framing also
+/// ABNF `datagram-pdu` (the head may end with the input). Inlined into its callers so the
 /// layout is built where the caller returns it rather than copied there.
 #[inline(always)]
 fn parse_layout(buf: &[u8], opts: &ParseOptions, framing: Framing) -> Result<Layout, ParseError> {
@@ -466,6 +468,12 @@ fn parse_layout_with<const FAST: bool>(
                 Stop::EndOfHead(next) => break next,
                 Stop::Line(at) => pos = at,
             }
+        }
+        // SPEC §10: a datagram's boundary may end the head right after the
+        // last line's line end (no empty line, no body); a stream needs the
+        // empty line.
+        if framing == Framing::Datagram && pos == buf.len() {
+            break pos;
         }
         // Anything else takes the reference path, line by line.
         let line = next_line(buf, pos, opts, max_head)?;
@@ -530,7 +538,10 @@ fn parse_layout_with<const FAST: bool>(
 }
 
 /// Parse one datagram as one PDU: the body is everything after the empty
-/// line, and a `Content-Length`, if present, must equal its length.
+/// line, and a `Content-Length`, if present, must equal its length. The
+/// datagram may also end right after the last header line's line end (or
+/// the start line's): the head ends there and the body is empty (SPEC §10,
+/// ABNF `datagram-pdu`).
 pub fn parse_datagram<'a>(buf: &'a [u8], opts: &ParseOptions) -> Result<PduRef<'a>, ParseError> {
     let layout = parse_layout(buf, opts, Framing::Datagram)?;
     Ok(PduView { buf, layout })

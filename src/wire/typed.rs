@@ -11,6 +11,7 @@ use super::limits::Limits;
 use super::pdu::{PduView, Sole, ValueRef};
 use super::seqlist::{InlineRanges, SeqList};
 use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ pub mod names {
     pub const DATE: &str = "Date";
     pub const TIMEOUT: &str = "Timeout";
     pub const ATTEMPT: &str = "Attempt";
+    pub const RETRY_ATTEMPT: &str = "Retry-Attempt";
     pub const EXPIRE_AT: &str = "Expire-At";
     pub const EXPIRE_DATE: &str = "Expire-Date";
     pub const SEGMENT: &str = "Segment";
@@ -99,11 +101,14 @@ pub enum IgnoreSeq {
     List(SeqList),
 }
 
-/// `Attempt: CUR/MAX`, 1 ≤ CUR ≤ MAX.
+/// `Attempt: CUR/MAX`, 1 ≤ CUR ≤ MAX, or `Retry-Attempt: N` (SPEC §10),
+/// which names the attempt and no maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
+    /// Which try this is.
     pub current: u64,
-    pub max: u64,
+    /// Out of how many; `None` when the peer did not say (`Retry-Attempt`).
+    pub max: Option<u64>,
 }
 
 /// `Segment: I/N`, 1 ≤ I ≤ N (or the `Segment-Index`/`Segment-Count` pair).
@@ -581,8 +586,18 @@ impl<B: AsRef<[u8]>> PduView<B> {
         self.layout.content_length
     }
 
-    /// `Content-Type` (a media type with optional parameters).
-    pub fn content_type(&self) -> Result<Option<&str>, ParseError> {
+    /// `Content-Type` as the peer wrote it (ABNF `content-type-value`):
+    /// SPEC §10 carries an unusual value as it is, so this never fails and
+    /// [`validate`](Self::validate) does not look at it. A quoted value is
+    /// unescaped; [`media_type`](Self::media_type) checks the HTTP form.
+    pub fn content_type(&self) -> Option<Cow<'_, [u8]>> {
+        self.header_ref(names::CONTENT_TYPE).map(|h| h.text())
+    }
+
+    /// `Content-Type` read as an HTTP media type with optional parameters
+    /// (ABNF `media-type`): for a caller that wants to act on the type. A
+    /// value outside that form is an error here, never for the PDU.
+    pub fn media_type(&self) -> Result<Option<&str>, ParseError> {
         self.single(names::CONTENT_TYPE, Field::ContentType, |v| {
             whole(grammar::media_type(v), "type/subtype[; param=value]")?;
             utf8(v)
@@ -663,12 +678,23 @@ impl<B: AsRef<[u8]>> PduView<B> {
         })
     }
 
-    /// `Attempt: CUR/MAX` (ABNF `attempt-value = fraction-pair`).
+    /// `Attempt: CUR/MAX` (ABNF `attempt-value = fraction-pair`), else
+    /// `Retry-Attempt: N` (ABNF `retry-attempt-value = dec-u64`), which the
+    /// reference implementation sends on every PDU: the attempt number
+    /// without a maximum (SPEC §10). **Decision:** `Attempt` wins when both
+    /// are present; any `N`, 0 included, is taken as the peer wrote it.
     pub fn attempt(&self) -> Result<Option<Attempt>, ParseError> {
-        self.single(names::ATTEMPT, Field::Attempt, |v| {
-            whole(grammar::fraction_pair(v), "CUR/MAX")
-                .map(|(current, max)| Attempt { current, max })
-        })
+        if let Some(a) = self.single(names::ATTEMPT, Field::Attempt, |v| {
+            whole(grammar::fraction_pair(v), "CUR/MAX").map(|(current, max)| Attempt {
+                current,
+                max: Some(max),
+            })
+        })? {
+            return Ok(Some(a));
+        }
+        Ok(self
+            .number(names::RETRY_ATTEMPT, Field::RetryAttempt)?
+            .map(|current| Attempt { current, max: None }))
     }
 
     /// `Expire-At`: Unix seconds past which the message must not be acted on
@@ -753,7 +779,6 @@ impl<B: AsRef<[u8]>> PduView<B> {
         self.to()?;
         self.reply_to()?;
         self.ack_to()?;
-        self.content_type()?;
         self.content_encoding()?;
         self.hashes()?;
         self.ts()?;

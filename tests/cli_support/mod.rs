@@ -115,15 +115,12 @@ impl Listener {
 
     /// Wait (bounded) until the log contains `needle`.
     pub fn wait_log(&self, needle: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = self.log();
-            if log.contains(needle) {
-                return log;
-            }
-            assert!(Instant::now() < end, "log never showed {needle:?}:\n{log}");
-            thread::sleep(Duration::from_millis(20));
-        }
+        wait_for("log", needle, || self.log())
+    }
+
+    /// Wait (bounded) until stderr contains `needle`.
+    pub fn wait_stderr(&self, needle: &str) -> String {
+        wait_for("stderr", needle, || self.stderr())
     }
 
     /// Wait (bounded) for the process to exit by itself.
@@ -136,6 +133,19 @@ impl Listener {
             assert!(Instant::now() < end, "listener did not exit");
             thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// Poll `text` until it contains `needle` (at most 10 s); returns it.
+fn wait_for(what: &str, needle: &str, text: impl Fn() -> String) -> String {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = text();
+        if t.contains(needle) {
+            return t;
+        }
+        assert!(Instant::now() < end, "{what} never showed {needle:?}:\n{t}");
+        thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -18,7 +18,12 @@ const H_SESSION_STATUS: HeaderName = HeaderName::from_static(names::SESSION_STAT
 const UNKNOWN_STATUS: u16 = 404;
 const UNKNOWN_TEXT: &str = "Unknown Session";
 
-/// Failed resume attempts of one IP address in the current window.
+/// Whose failed attempts are counted: an IP address (`false`), or the /24
+/// or /64 prefix (`true`) that guesses spread over many addresses share
+/// (SPEC §9 "per /24 or /64 prefix for guessing").
+pub(super) type FailureKey = (IpAddr, bool);
+
+/// Failed resume attempts of one IP address (or prefix) in the current window.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Failures {
     count: u32,
@@ -154,9 +159,7 @@ impl Endpoint {
         };
         // The server's stream starts again; ours continues where it was.
         s.next_in = pdu.seq().ok().flatten();
-        s.reorder.clear();
-        s.retx.clear();
-        s.retx_bytes = 0;
+        s.clear_buffers();
         s.peer_acked = s.next_out.checked_sub(1);
         s.state = State::Open;
         debug!(session = sid, "session renewed: the server lost its state");
@@ -189,10 +192,26 @@ impl Endpoint {
         }
     }
 
-    /// Count a failed attempt; true when this address is over its budget.
+    /// Count a failed attempt against the address and its prefix; true
+    /// when either is over its budget (`resume_failures_per_window`, and
+    /// [`SharesConfig::resume_failures_per_prefix`](crate::engine::SharesConfig::resume_failures_per_prefix)).
     fn resume_blocked(&mut self, ip: IpAddr, now: Instant, fail: bool) -> bool {
+        let per_ip = self.cfg.resume_failures_per_window;
+        let per_prefix = self.cfg.shares.resume_failures_per_prefix;
+        let host = self.resume_blocked_key((ip, false), per_ip, now, fail);
+        let prefix = (crate::engine::shares::prefix_of(ip), true);
+        let net = self.resume_blocked_key(prefix, per_prefix, now, fail);
+        host || net
+    }
+
+    fn resume_blocked_key(
+        &mut self,
+        ip: FailureKey,
+        budget: u32,
+        now: Instant,
+        fail: bool,
+    ) -> bool {
         let window = self.cfg.resume_failure_window;
-        let budget = self.cfg.resume_failures_per_window;
         let max = self.cfg.limits.max_resume_failure_peers.max(1);
         let entry = self.resume_failures.get(&ip).copied();
         let mut f = match entry {
@@ -288,8 +307,9 @@ impl Endpoint {
         let dest = reply_dest(pdu, from);
         let (_, payload) = self.send_pdu(None, reply, dest, SentKind::Other);
         let id = self.handle();
-        self.make_room_in();
+        self.make_room_in(now, from);
         self.remember_in(
+            now,
             id,
             InTx {
                 requester: to,
@@ -304,6 +324,7 @@ impl Endpoint {
                 },
                 ..InTx::of(pdu, from, key, Some(sid))
             },
+            pdu.attempt().ok().flatten(),
         );
         let at = now + self.cfg.retry.interval(1);
         self.set_in_deadline(id, Some(at));
@@ -395,7 +416,7 @@ impl Endpoint {
             .flatten()
             .unwrap_or(SessionMode::Ordered);
         let sid = self.handle();
-        let mut s = Session::new(from, Role::Server, mode, now);
+        let mut s = Session::new(from, Role::Server, mode, now, &self.budget);
         s.state = State::Open;
         // The client's stream continues; ours starts at 0.
         s.next_in = pdu.seq().ok().flatten();
@@ -407,6 +428,7 @@ impl Endpoint {
         self.session_by_peer.insert(from, sid);
         self.session_by_id.insert(id.clone(), sid);
         self.wake_session(sid, now + self.cfg.session_idle_timeout);
+        self.session_admitted(now, sid, from, None); // counted in its source's share
         let mut ok = PduBuilder::static_reply(200, "OK");
         let _ = ok.set_value(&H_SESSION_STATUS, Bytes::from_static(b"new"));
         let _ = ok.set_value(&H_SESSION_ID, Bytes::from(id.clone()));

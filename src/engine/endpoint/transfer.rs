@@ -12,8 +12,14 @@
 //! [`OutKind::Segment`] with its own Message-ID, Seq and retransmission
 //! timer, found by the `Ack-Message-ID` of its ACK (every ACK carrying the
 //! parent's TX-ID is routed here). A segment that exhausts its attempts
-//! fails the parent (`RequestTimedOut`); a final reply, early or not, ends
-//! the parent and stops the segments still in flight.
+//! fails the parent (`RequestTimedOut`). A refusal (4xx/5xx), early or
+//! not, ends the parent and stops the segments still in flight. A 2xx/3xx
+//! reply that comes before every segment is acknowledged is not the answer
+//! to the whole payload (SPEC §10: the reference implementation answers
+//! each segment): when its `Ack-Message-ID` names a segment in flight it
+//! stands in for that segment's ACK (SPEC §4), and it is held; the reply
+//! held when the last segment is acknowledged is the final reply. A peer
+//! that never answers the rest fails the request on the segments' timers.
 //!
 //! **Incoming segment.** Acknowledged and recorded like any request, under
 //! the key (TX-ID, segment index) so segments are not duplicates of each
@@ -61,6 +67,20 @@ pub(super) struct Transfers {
     stream_peers: HashSet<SocketAddr>,
 }
 
+impl Transfers {
+    /// Segmentation state whose reassembly keeps the per-source shares
+    /// and charges the memory budget (SPEC §9).
+    pub(super) fn new(
+        budget: &crate::budget::MemoryBudget,
+        shares: crate::engine::SharesConfig,
+    ) -> Self {
+        Transfers {
+            reasm: Reassembler::attach(budget, shares),
+            ..Transfers::default()
+        }
+    }
+}
+
 /// One outgoing segmented request.
 #[derive(Debug)]
 struct OutTransfer {
@@ -81,6 +101,9 @@ struct OutTransfer {
     /// `Payload-Hash-*` headers, computed once, sent on segment 1.
     payload_hashes: Vec<(HeaderName, Bytes)>,
     rtt: Rtt,
+    /// The latest 2xx/3xx reply that came before every segment was
+    /// acknowledged, with its source and session (see the module docs).
+    held: Option<(Pdu, SocketAddr, Option<u64>)>,
 }
 
 /// When a segment in flight was last sent, and what was acknowledged since.
@@ -270,6 +293,10 @@ impl Endpoint {
             + (12 + 20 + 2) // "Message-ID: " id CRLF (ids are 17 bytes)
             + (9 + 2 * d + 1 + 2) // "Segment: I/N" CRLF, N <= payload
             + (16 + d + 2) // "Payload-Length: " CRLF
+            + segment::triple_len(
+                template.get_header(names::TX_ID).map_or(0, |t| t.len()),
+                d,
+            ) // SPEC §10: Segment-ID, -Index, -Count
             + (16 + digits(self.cfg.max_datagram) + 2) // "Content-Length: " CRLF
             + integrity::stamp_len(&self.cfg.integrity, HashScope::Content)
             + integrity::stamp_len(&self.cfg.integrity, HashScope::Payload)
@@ -362,6 +389,7 @@ impl Endpoint {
                 last_send: HashMap::new(),
                 payload_hashes,
                 rtt: Rtt::default(),
+                held: None,
             },
         );
         self.release_segments(now, id);
@@ -452,17 +480,53 @@ impl Endpoint {
         let Some(parent) = self.find_out(pdu) else {
             return false;
         };
-        let Some(t) = self.transfers.out.get(&parent) else {
+        if !self.transfers.out.contains_key(&parent) {
             return false;
-        };
-        let seg = pdu
-            .ack_message_id()
-            .ok()
-            .flatten()
-            .and_then(|m| t.in_flight.get(m).copied());
+        }
+        self.ack_named_segment(now, parent, pdu);
+        true
+    }
+
+    /// Acknowledge the segment of `parent` in flight that `pdu`'s
+    /// `Ack-Message-ID` names, if any (an ACK, or a reply standing in for
+    /// one, SPEC §4).
+    fn ack_named_segment(&mut self, now: Instant, parent: u64, pdu: &Pdu) {
+        let seg = self.transfers.out.get(&parent).and_then(|t| {
+            let m = pdu.ack_message_id().ok().flatten()?;
+            t.in_flight.get(m).copied()
+        });
         if let Some(seg) = seg {
             self.out_acked(now, seg);
         }
+    }
+
+    /// A reply for request `parent` while it is a segmented request with
+    /// segments unacknowledged (see the module docs): acknowledge the
+    /// segment it names, and hold it unless that was the last. True when
+    /// the reply was taken here (held, or delivered through the last ACK).
+    pub(super) fn segment_reply(
+        &mut self,
+        now: Instant,
+        parent: u64,
+        from: SocketAddr,
+        session: Option<u64>,
+        pdu: &Pdu,
+    ) -> bool {
+        let status = pdu.status().unwrap_or(0);
+        let Some(t) = self.transfers.out.get_mut(&parent) else {
+            return false;
+        };
+        if !(200..400).contains(&status) {
+            return false; // a refusal answers the whole payload
+        }
+        debug!(
+            request = parent,
+            status, "reply before every segment is acknowledged: held"
+        );
+        t.held = Some((pdu.clone(), from, session));
+        // SPEC §4: the reply stands in for the ACK of the segment it names;
+        // when that was the last, `segment_acked` delivers the held reply.
+        self.ack_named_segment(now, parent, pdu);
         true
     }
 
@@ -506,9 +570,13 @@ impl Endpoint {
         };
         if t.acked >= t.count {
             // Every segment is held by the peer: free the payload and wait
-            // for the reply like any acknowledged request.
-            self.transfers.out.remove(&parent);
+            // for the reply like any acknowledged request; a reply that
+            // came early is that reply now.
+            let held = self.transfers.out.remove(&parent).and_then(|t| t.held);
             self.out_acked(now, parent);
+            if let Some((pdu, from, session)) = held {
+                self.incoming_reply(now, from, session, pdu);
+            }
         } else {
             self.release_segments(now, parent);
         }
@@ -674,6 +742,10 @@ impl Endpoint {
         if let Some(t) = self.in_txs.get_mut(&id) {
             t.state = InState::Closed;
         }
+        // Decision (SPEC §9): its entry may make room at once — the
+        // reassembler catches a duplicate segment (index held, or payload
+        // finished), so forgetting it never processes anything twice.
+        self.in_acked(id);
         let (Some(payload), Some(whole)) = (segment::payload_id(&pdu), whole_key(&pdu)) else {
             self.violation(from, Violation::SegmentWithoutId);
             self.refuse(now, &pdu, from, 400, "Segment Without TX-ID");
@@ -804,17 +876,13 @@ impl Endpoint {
             state: InState::Waiting,
             deadline: None,
         };
-        if !self.make_room_in() {
-            // Every remembered request awaits the application.
-            self.emit(Event::LimitReached {
-                limit: EngineLimit::ReplyCache,
-                peer: Some(from),
-            });
+        if !self.make_room_in(now, from) {
+            // Only young answers are remembered (reported by `admission`).
             self.refuse(now, head, from, 503, "Busy");
             return None;
         }
         let id = self.handle();
-        self.remember_in(id, txn);
+        self.remember_in(now, id, txn, head.attempt().ok().flatten());
         Some(id)
     }
 
