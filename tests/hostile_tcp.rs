@@ -124,17 +124,18 @@ async fn served_from(from_ip: [u8; 4], to: SocketAddr, tx: &str) -> Pdu {
 
 /// Poll the TCP counters until `done` holds (bounded).
 async fn until(peer: &Peer, what: &str, done: impl Fn(&TcpStats) -> bool) -> TcpStats {
-    timeout(WAIT, async {
-        loop {
-            let s = peer.tcp_stats().await.unwrap();
-            if done(&s) {
-                return s;
-            }
-            sleep(Duration::from_millis(20)).await;
+    let end = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = peer.tcp_stats().await.unwrap();
+        if done(&s) {
+            return s;
         }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("never reached: {what}"))
+        assert!(
+            tokio::time::Instant::now() < end,
+            "never reached: {what}: {s:?}"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Whether the server closed `s` (end of stream or reset), bounded.
@@ -296,8 +297,9 @@ async fn a_client_that_never_reads_is_bounded_and_others_are_served() {
     // Its bytes were freed with it.
     let after = until(&peer, "the queue freed", |s| s.queued_bytes < 8 * 1024).await;
     assert!(after.peak_queued_bytes <= 64 * 1024 + 8 * 1024, "{after:?}");
-    // Another client is served meanwhile.
-    served_during(&peer, [127, 0, 0, 1], attacker).await;
+    // A client from another address is served meanwhile (one from the
+    // attacker's own address may find its memory share spent).
+    served_during(&peer, [127, 0, 0, 2], attacker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,7 +320,7 @@ async fn the_total_write_queue_is_bounded_by_closing_the_longest() {
         "all connections together never hold more than the total: {s:?}"
     );
     assert!(s.peak_connection_queue <= 64 * 1024, "{s:?}");
-    let r = served_from([127, 0, 0, 1], addr, "legit").await;
+    let r = served_from([127, 0, 0, 2], addr, "legit").await;
     assert_eq!(r.status(), Some(200));
     for a in attackers {
         a.let_go().await;
@@ -373,9 +375,14 @@ async fn half_closed_clients_get_every_reply_over_tcp_none_over_udp() {
     // Give the engine's reply retransmissions a chance to go wrong.
     sleep(Duration::from_millis(1200)).await;
     let s = peer.tcp_stats().await.unwrap();
+    // Either the driver kept the engine's retransmissions off UDP, or the
+    // engine made none: once a connection closes its address is no longer
+    // a stream peer, and SPEC §9 sends no timer retransmission toward an
+    // address that never proved itself.
+    let withheld = peer.stats().await.unwrap().paths.retransmits_withheld;
     assert!(
-        s.kept_off_udp > 0,
-        "retransmissions were kept off UDP: {s:?}"
+        s.kept_off_udp > 0 || withheld > 0,
+        "retransmissions were kept off UDP: {s:?}, withheld {withheld}"
     );
     peer.shutdown().await.unwrap();
     let mut udp_out = 0;

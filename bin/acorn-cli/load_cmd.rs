@@ -142,6 +142,12 @@ pub(crate) struct Args {
     /// them (e.g. to sample the peer's memory with every session open).
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     hold: Option<Duration>,
+    /// Attempts per request, the session's `REG` included, before the
+    /// engine gives up on it (SPEC §6) [default: the engine's, 5]. On a
+    /// very lossy path (50 %) an opening needs more: each attempt is a
+    /// round trip, a quarter of which gets through.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    attempts: Option<u32>,
     /// Do not inspect the replies on the wire (the check for messages the
     /// peer delivered twice); saves a copy of every datagram.
     #[arg(long)]
@@ -168,6 +174,8 @@ struct Plan {
     window: usize,
     timeout: Duration,
     wire_check: bool,
+    /// `--attempts`: the engine's `RetryPolicy::max_attempts`.
+    attempts: Option<u32>,
     /// `--from` / `--reply-to`, stamped on every request.
     addressing: crate::addressing::Addressing,
 }
@@ -349,6 +357,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Status> {
         timeout: args.timeout,
         addressing: args.addressing.clone(),
         wire_check: !args.no_wire_check,
+        attempts: args.attempts,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -558,7 +567,11 @@ async fn open_flow(index: u64, plan: &Plan, live: &Live) -> Flow {
         watch: None,
     };
     let capacity = 1024 + 8 * plan.window;
-    let started = PeerBuilder::new(Config::default())
+    let mut cfg = Config::default();
+    if let Some(n) = plan.attempts {
+        cfg.retry.max_attempts = n;
+    }
+    let started = PeerBuilder::new(cfg)
         .udp(plan.bind)
         .tap(plan.wire_check)
         .event_capacity(capacity)

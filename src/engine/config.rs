@@ -190,6 +190,9 @@ pub struct Config {
     /// `TS` or `Date` on requests and replies (refreshed when a request is
     /// retransmitted).
     pub timestamp: Timestamp,
+    /// Proof of address, the 3x budget, resend pacing, the gap budget
+    /// (SPEC §9).
+    pub paths: super::address::PathConfig,
     /// Per-source shares, half-open sessions, the reply horizon and the one
     /// memory budget (SPEC §9).
     pub shares: SharesConfig,
@@ -217,6 +220,7 @@ impl Default for Config {
             segments: SegmentConfig::default(),
             integrity: IntegrityConfig::default(),
             timestamp: Timestamp::default(),
+            paths: super::address::PathConfig::default(),
             shares: SharesConfig::default(),
         }
     }

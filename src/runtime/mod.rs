@@ -12,6 +12,7 @@ mod driver;
 mod limits;
 mod peer;
 mod tcp;
+mod tcp_io;
 
 pub use driver::Resumed;
 pub use limits::{ChannelLimits, TcpLimits, TcpStats, QUEUE_ENTRY_OVERHEAD};

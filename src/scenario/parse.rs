@@ -123,6 +123,7 @@ fn apply_config(sc: &mut Scenario, kv: &str) -> Result<String, String> {
         "nack_interval" => c.nack_interval = parse_duration(v)?,
         "min_nack_interval" => c.min_nack_interval = parse_duration(v)?,
         "max_nack_rounds" => c.max_nack_rounds = parse_num(k, v)?,
+        "paths.gap_budget" => c.paths.gap_budget = Some(parse_duration(v)?),
         "retransmit_holdoff" => c.retransmit_holdoff = parse_duration(v)?,
         "session_idle_timeout" => c.session_idle_timeout = parse_duration(v)?,
         "require_from_to" => c.require_from_to = parse_num(k, v)?,

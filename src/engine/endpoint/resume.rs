@@ -69,7 +69,7 @@ impl Endpoint {
         }
         let _ = b.set_value(&H_REQ_MODE, Bytes::from_static(s.mode.as_str().as_bytes()));
         let dest = s.peer;
-        self.start_handshake(now, dest, sid, b, OutKind::Resume)
+        self.initiated(|e| e.start_handshake(now, dest, sid, b, OutKind::Resume))
     }
 
     /// The one-time token a second channel presents to join `session`.

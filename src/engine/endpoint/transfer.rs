@@ -186,6 +186,12 @@ impl Endpoint {
         }
     }
 
+    /// Is `peer` reached over a stream transport? (Its connection's
+    /// handshake proved the address: SPEC §9's budget does not apply.)
+    pub(super) fn is_stream_peer(&self, peer: SocketAddr) -> bool {
+        self.transfers.stream_peers.contains(&peer)
+    }
+
     /// Bytes held in partial payloads (bounded by
     /// [`SegmentConfig::max_reassembly_bytes`](crate::engine::SegmentConfig::max_reassembly_bytes)).
     pub fn reassembly_bytes(&self) -> usize {
@@ -452,6 +458,7 @@ impl Endpoint {
                     acked: false,
                     deadline: None,
                     sent_at: now,
+                    initiated: self.paths.initiating,
                 },
             );
             self.transfers.seg_parent.insert(sid, parent);
