@@ -652,6 +652,15 @@ fn memory_budget_total_back_pressure() {
         s.ep.send(s.now, h, PduBuilder::request("GET", "/x").unwrap());
     assert_eq!(r.err(), Some(EngineError::MemoryBudget));
     assert_eq!(statuses(&s.input(honest(1), &get("t", "1/5"), b"")), [503]);
+    // Inside an ordered session the refusal takes the session's next Seq,
+    // as any answer there must.
+    let out = s.put(spread(1), &sid, 2, b"");
+    let busy = out.iter().find(|p| p.status() == Some(503)).expect("503");
+    assert!(
+        hdr(busy, "Seq").is_some(),
+        "in-session refusal carries a Seq"
+    );
+    assert_eq!(hdr(busy, "Session-ID").as_deref(), Some(sid.as_str()));
 }
 
 /// The budget over reassembly and the reply cache: a new transfer or
@@ -772,4 +781,48 @@ fn replaced_half_open_sessions_take_their_reg_along() {
     assert_eq!(s.ep.session_count(), 1);
     assert_eq!(s.ep.remembered_requests(), 1);
     s.open_confirmed(honest(1), "ok");
+}
+
+/// A peer that acknowledges with a bare ACK and never echoes the
+/// Session-ID (SPEC §10) proves nothing, but its session is active: the
+/// half-open timeout does not end it (the idle timeout would); under
+/// pressure it is still the first to go.
+#[test]
+fn active_half_open_sessions_outlive_the_timeout_not_the_pressure() {
+    let shares = SharesConfig {
+        max_half_open: 2,
+        ..SharesConfig::default()
+    };
+    let mut s = Server::new(shares, |_| {});
+    let (st, _) = s.reg(honest(5), "bare");
+    assert_eq!(st, [0, 200]);
+    // A bare ACK of the 200, then a request: no Session-ID, no Ack-Message-ID.
+    s.input(
+        honest(5),
+        &[
+            "ACORN/1.0 000 ACK".into(),
+            "TX-ID: bare".into(),
+            "Seq: 1".into(),
+        ],
+        b"",
+    );
+    let out = s.input(
+        honest(5),
+        &[
+            "PUT /x ACORN/1.0".into(),
+            "TX-ID: p".into(),
+            "Seq: 2".into(),
+        ],
+        b"",
+    );
+    assert_eq!(statuses(&out), [0]);
+    assert_eq!(s.ep.half_open_sessions(), 1, "still unproven");
+    s.advance(Duration::from_secs(30));
+    assert_eq!(s.ep.session_count(), 1, "the half-open timeout spared it");
+    assert_eq!(s.closed(CloseReason::NeverConfirmed), 0);
+    // Pressure: two new half-open sessions; the oldest (ours) goes first.
+    s.reg(spread(1), "x1");
+    s.reg(spread(2), "x2");
+    assert_eq!(s.closed(CloseReason::NeverConfirmed), 1);
+    assert_eq!(s.ep.half_open_sessions(), 2);
 }

@@ -80,7 +80,7 @@ pub(crate) struct Args {
     sessions_per_source: Option<usize>,
     /// Bytes held for peers over every buffer (reorder, retransmission,
     /// reassembly, reply cache) [default: the engine's, 268435456 = 256
-    /// MiB; one IP address may hold 1/16 of it].
+    /// MiB; one IP address may hold 1/8 of it].
     #[arg(long, value_name = "BYTES")]
     memory_budget: Option<usize>,
     /// Close a session after this long without a PDU from its peer
@@ -164,7 +164,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Status> {
     }
     if let Some(n) = args.memory_budget {
         cfg.shares.memory_budget = n;
-        cfg.shares.memory_per_source = n / 16;
+        cfg.shares.memory_per_source = n / 8;
     }
     if let Some(d) = args.idle_timeout {
         cfg.session_idle_timeout = d;

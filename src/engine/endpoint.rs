@@ -363,7 +363,8 @@ impl Endpoint {
         self.out_txs.len()
     }
 
-    /// Incoming transactions remembered.
+    /// Incoming transactions remembered (the reply cache; see
+    /// [`EngineLimits::max_reply_cache`](super::EngineLimits::max_reply_cache)).
     pub fn remembered_requests(&self) -> usize {
         self.in_txs.len()
     }
@@ -930,9 +931,23 @@ impl Endpoint {
     /// Reply to a request outside any session and remember nothing.
     fn refuse<B: AsRef<[u8]>>(
         &mut self,
+        now: Instant,
+        pdu: &PduView<B>,
+        from: SocketAddr,
+        status: u16,
+        text: &'static str,
+    ) {
+        self.refuse_in(now, pdu, from, None, status, text);
+    }
+
+    /// [`Endpoint::refuse`] inside `session` when given: the refusal takes
+    /// the session's next Seq, as any answer in an ordered session must.
+    fn refuse_in<B: AsRef<[u8]>>(
+        &mut self,
         _now: Instant,
         pdu: &PduView<B>,
         from: SocketAddr,
+        session: Option<u64>,
         status: u16,
         text: &'static str,
     ) {
@@ -948,8 +963,8 @@ impl Endpoint {
         let to = pdu.from().ok().flatten().map(|i| i.to_string());
         self.stamp_addressing(&mut r, to.as_deref());
         let dest = reply_dest(pdu, from);
-        let p = r.to_bytes();
-        self.push(dest, p);
+        let session = session.filter(|s| self.sessions.contains_key(s));
+        self.send_pdu(session, r, dest, SentKind::Other);
     }
 
     /// Build and send the ACK for `pdu`; returns the encoded ACK.
@@ -981,6 +996,8 @@ impl Endpoint {
             s.session_id.is_some() && pdu.session_id().ok().flatten() == s.session_id.as_deref();
         if proof {
             self.session_confirmed(sid);
+        } else if from == s.peer {
+            self.session_active(sid); // no proof: see `admission`
         }
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
@@ -1185,7 +1202,7 @@ impl Endpoint {
             return;
         }
         if !self.make_room_in(now, from) {
-            self.refuse(now, &pdu, from, 503, "Busy");
+            self.refuse_in(now, &pdu, from, session, 503, "Busy");
             return;
         }
         let ack = self.send_ack(&pdu, from, session);

@@ -24,7 +24,9 @@ pub struct SharesConfig {
     pub memory_budget: usize,
     /// Bytes of that budget one IP address may have held on its behalf
     /// (its sessions' buffers, its reassembly, its remembered answers), so
-    /// a few hostile sources cannot take all of it. Default 16 MiB.
+    /// a few hostile sources cannot take all of it. Default 32 MiB, an
+    /// eighth of the budget: room for one client's largest payload
+    /// (`max_payload_len`, 16 MiB) in reassembly with its buffers besides.
     pub memory_per_source: usize,
     /// Incoming transactions one IP address may have remembered at once
     /// (waiting for the application, or answered and still inside their
@@ -74,7 +76,7 @@ impl Default for SharesConfig {
     fn default() -> Self {
         SharesConfig {
             memory_budget: crate::budget::DEFAULT_MEMORY_BUDGET,
-            memory_per_source: 16 * 1024 * 1024,
+            memory_per_source: 32 * 1024 * 1024,
             reply_cache_per_source: 1024,
             reply_cache_per_prefix: 2048,
             max_reply_horizon: Duration::from_secs(60),

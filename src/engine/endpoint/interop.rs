@@ -7,8 +7,8 @@
 //! arrival like the control part of a sequenced PDU — within SPEC §9: it
 //! must come from the session's path and prove itself by the session's
 //! `Session-ID`, or for a session without an id by echoing one of our ids
-//! (the `TX-ID` or `Message-ID` of a request we sent in the session);
-//! otherwise it changes nothing (logged at debug level).
+//! (`paths::nack_proven`, the same test as for any NACK); otherwise it
+//! changes nothing (counted as an unproven NACK, logged at debug level).
 
 use super::*;
 
