@@ -263,13 +263,7 @@ proptest! {
         wanted.push("Nothing-Here".into());
         wanted.push(String::new());
         for want in &wanted {
-            let model: Vec<&str> = hs
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(want))
-                .map(|(_, v)| v.as_str())
-                .collect();
-            let got: Vec<&[u8]> = parsed.headers_named(want).map(|h| h.value).collect();
-            let got: Vec<&str> = got.iter().map(|v| std::str::from_utf8(v).unwrap()).collect();
+            let (model, got) = model_and_lookup(&hs, &parsed, want);
             prop_assert_eq!(&got, &model, "headers_named({:?})", want);
             prop_assert_eq!(
                 parsed.header(want).map(|v| std::str::from_utf8(v).unwrap()),
@@ -331,6 +325,25 @@ proptest! {
     }
 }
 
+/// The values of the headers called `want` in the model `hs` and as
+/// `headers_named` finds them in `parsed`.
+fn model_and_lookup<'a>(
+    hs: &'a [(String, String)],
+    parsed: &'a acorn::wire::PduRef<'_>,
+    want: &'a str,
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    let model = hs
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(want))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let got = parsed
+        .headers_named(want)
+        .map(|h| std::str::from_utf8(h.value).unwrap())
+        .collect();
+    (model, got)
+}
+
 /// At every header count from 0 to past the index's 32 headers, and with
 /// the wanted header at every position (or absent, or twice), among
 /// fillers of the same length, of other cases and of a length that wraps
@@ -364,16 +377,7 @@ fn lookup_is_exact_at_every_count_and_position() {
                 let bytes = pdu(&hs);
                 let parsed = parse_datagram(&bytes, &ParseOptions::default()).expect("parses");
                 for want in ["Seq", "Sex", "X-Long", "Nothing", "Need-Sex"] {
-                    let model: Vec<&str> = hs
-                        .iter()
-                        .filter(|(n, _)| n.eq_ignore_ascii_case(want))
-                        .map(|(_, v)| v.as_str())
-                        .collect();
-                    let got: Vec<&[u8]> = parsed.headers_named(want).map(|h| h.value).collect();
-                    let got: Vec<&str> = got
-                        .iter()
-                        .map(|v| std::str::from_utf8(v).unwrap())
-                        .collect();
+                    let (model, got) = model_and_lookup(&hs, &parsed, want);
                     assert_eq!(
                         got, model,
                         "{want} among {count} headers, Seq at {at}, twice {twice}"
