@@ -87,4 +87,7 @@ pub mod scenario;
 pub mod sim;
 pub mod wire;
 
+/// The `bytes` crate, whose [`Bytes`](bytes::Bytes) carries bodies and
+/// whole PDUs through the API; re-exported so users get the same version.
+pub use bytes;
 pub use wire::{parse_datagram, ParseError, ParseOptions, Pdu, PduBuilder, PduRef};

@@ -7,8 +7,14 @@
 //! identity whose host is not an IP literal (`acme.example.com:7077`) is
 //! skipped, and the next one in precedence is used — ultimately the
 //! transport source.
+//!
+//! SPEC §9: an address named in `Reply-To`/`Ack-To`/`From` that is not the
+//! transport source gets nothing unless the PDU is authenticated with a
+//! per-peer HMAC key, so the client and server here share one and every
+//! request carries a body with its `Content-Hash-HMAC-SHA256`. (The
+//! unauthenticated case is tests/hostile_paths.rs.)
 
-use acorn::engine::{Config, Event, Violation};
+use acorn::engine::{Config, Event, HashSpec, HmacKey, Violation};
 use acorn::sim::{LinkConfig, Network};
 use acorn::wire::{ParseOptions, Pdu, PduBuilder};
 use bytes::Bytes;
@@ -19,7 +25,13 @@ use std::time::Duration;
 type Log = Arc<Mutex<Vec<(usize, usize, Pdu)>>>;
 
 /// Nodes: 0 client, 1 server, 2 and 3 bystanders (ACK and reply sinks).
-fn network(server: Config, client: Config) -> (Network, Log) {
+fn network(mut server: Config, mut client: Config) -> (Network, Log) {
+    // Node i is 127.0.0.(i+1):7077 (see `Network::add_node`).
+    let node = |i: u8| std::net::SocketAddr::from(([127, 0, 0, i + 1], 7077));
+    let key = HmacKey::new(b"addressing tests".to_vec());
+    server.integrity.peer_keys.insert(node(0), key.clone());
+    client.integrity.peer_keys.insert(node(1), key);
+    client.integrity.send = vec![HashSpec::HMAC_SHA256];
     let mut net = Network::new(11, LinkConfig::default());
     net.add_node(client);
     net.add_node(server);
@@ -40,6 +52,7 @@ fn network(server: Config, client: Config) -> (Network, Log) {
 /// server's events.
 fn exchange(net: &mut Network, headers: &[(&str, String)]) -> Vec<Event> {
     let mut b = PduBuilder::request("GET", "/where").unwrap();
+    b.body("where?"); // the HMAC covers the body
     for (n, v) in headers {
         b.header(*n, v.clone()).unwrap();
     }
@@ -155,14 +168,30 @@ fn ipv6_literals_are_addresses_too() {
     // The identity grammar brackets IPv6; the engine turns it into an
     // address (no IPv6 node in the simulation: the datagram is lost, but
     // its destination is what matters here).
+    // SPEC §9: the named addresses are not the source, so the PDU is
+    // authenticated with the source's own key.
+    let from = "127.0.0.9:1".parse().unwrap();
+    let key = HmacKey::new(b"v6".to_vec());
+    let mut cfg = Config::default();
+    cfg.integrity.peer_keys.insert(from, key.clone());
     let mut e = acorn::engine::Endpoint::new(
-        Config::default(),
+        cfg,
         1,
         std::time::Instant::now(),
         Duration::from_secs(1_800_000_000),
     );
-    let raw = "PUT /x ACORN/1.0\r\nTX-ID: t1\r\nMessage-ID: m1\r\nAck-To: n@[::1]:7077\r\nReply-To: [2001:db8::1]:9\r\n\r\n";
-    let from = "127.0.0.9:1".parse().unwrap();
+    let (name, digest) = acorn::engine::integrity::hash_header(
+        HashSpec::HMAC_SHA256,
+        acorn::wire::HashScope::Content,
+        Some(&key),
+        b"v6",
+    )
+    .unwrap();
+    let raw = format!(
+        "PUT /x ACORN/1.0\r\nTX-ID: t1\r\nMessage-ID: m1\r\nAck-To: n@[::1]:7077\r\nReply-To: [2001:db8::1]:9\r\n{}: {}\r\nContent-Length: 2\r\n\r\nv6",
+        name.as_str(),
+        String::from_utf8_lossy(&digest)
+    );
     e.handle_datagram(std::time::Instant::now(), from, Bytes::from(raw));
     let ack = e.poll_transmit().unwrap();
     assert_eq!(ack.dest, "[::1]:7077".parse().unwrap());

@@ -23,9 +23,13 @@ const RUN_LIMIT: Duration = Duration::from_secs(60);
 /// The least number of cases that must run over each transport.
 const MIN_NETWORK_CASES: u64 = 10;
 
-/// A running `acorn-cli listen` for the suite to run against.
+/// A running `acorn-cli listen` for the suite to run against. The suite
+/// transcribes the seeds' minimal PDUs (a 64-byte REG), smaller than SPEC
+/// §9's 3x budget needs for the answers it expects from an address that
+/// has not proven itself, so `listen` runs with a factor of 10 here (the
+/// 3x rule is tested in tests/hostile_paths.rs).
 fn listen(addr: &str) -> Listener {
-    Listener::start(&[addr, "--exit-after", "120s"])
+    Listener::start(&[addr, "--exit-after", "120s", "--amplification-factor", "10"])
 }
 
 /// What a finished `acorn-cli conformance` left.
@@ -467,8 +471,7 @@ fn a_missing_should_header_grades_non_strict() {
         }
     });
     let target = format!("udp://{front_addr}");
-    let cases =
-        "reply-retransmitted-until-acked,session-init-ordered,duplicate-request-answered-again";
+    let cases = "session-request-answered,session-init-ordered,duplicate-request-answered-again";
     let out = conformance("should", &[&target, "--case", cases, "--jobs", "3"]);
     stop.store(true, Ordering::Relaxed);
     assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
@@ -485,7 +488,7 @@ fn a_missing_should_header_grades_non_strict() {
     };
     // These two check Ack-Message-ID on an ACK with a `?` line; the third
     // does not look at it.
-    assert_eq!(outcome("reply-retransmitted-until-acked"), "non-strict");
+    assert_eq!(outcome("session-request-answered"), "non-strict");
     assert_eq!(outcome("duplicate-request-answered-again"), "non-strict");
     assert_eq!(outcome("session-init-ordered"), "pass");
     for c in json["cases"].as_array().expect("cases") {
@@ -598,7 +601,10 @@ fn the_network_runner_is_strict_about_unexpected_pdus() {
         format!("{reg}\n< ACORN/1.0 200 OK\n< TX-ID: 11\n\nat 800ms\n< ACORN/1.0 200 OK\n"),
     )
     .expect("write");
-    let l = listen("udp://127.0.0.1:0");
+    // Over TCP: the connection proves the runner's address, so `listen`'s
+    // reply timer resends toward it (SPEC §9 forbids that toward a
+    // datagram peer that has not proven itself).
+    let l = listen("tcp://127.0.0.1:0");
     let out = conformance(
         "strict",
         &[l.addr(), "--corpus", dir.to_str().expect("utf-8 path")],

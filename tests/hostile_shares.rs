@@ -18,6 +18,9 @@ use bytes::Bytes;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+mod shares_support;
+use shares_support::get;
+
 const UNIX_NOW: Duration = Duration::from_secs(1_800_000_000);
 
 /// The honest client.
@@ -69,6 +72,10 @@ impl Server {
             shares,
             ..Config::default()
         };
+        // The hand-written REGs here are smaller than SPEC §9's 3x budget
+        // needs for an ACK and a reply toward an unproven address; the
+        // shares are the point (the 3x rule is tests/hostile_paths.rs).
+        cfg.paths.amplification_factor = 10;
         tune(&mut cfg);
         let now = Instant::now();
         Server {
@@ -198,15 +205,6 @@ impl Server {
             body,
         )
     }
-}
-
-fn get(tx: &str, attempt: &str) -> Vec<String> {
-    vec![
-        "GET /x ACORN/1.0".into(),
-        format!("TX-ID: {tx}"),
-        format!("Message-ID: {tx}-{attempt}"),
-        format!("Attempt: {attempt}"),
-    ]
 }
 
 fn statuses(out: &[Pdu]) -> Vec<u16> {
@@ -654,6 +652,15 @@ fn memory_budget_total_back_pressure() {
         s.ep.send(s.now, h, PduBuilder::request("GET", "/x").unwrap());
     assert_eq!(r.err(), Some(EngineError::MemoryBudget));
     assert_eq!(statuses(&s.input(honest(1), &get("t", "1/5"), b"")), [503]);
+    // Inside an ordered session the refusal takes the session's next Seq,
+    // as any answer there must.
+    let out = s.put(spread(1), &sid, 2, b"");
+    let busy = out.iter().find(|p| p.status() == Some(503)).expect("503");
+    assert!(
+        hdr(busy, "Seq").is_some(),
+        "in-session refusal carries a Seq"
+    );
+    assert_eq!(hdr(busy, "Session-ID").as_deref(), Some(sid.as_str()));
 }
 
 /// The budget over reassembly and the reply cache: a new transfer or
@@ -694,4 +701,128 @@ fn memory_budget_refuses_new_transfers_and_transactions_503() {
     }
     assert!(busy > 0, "new transactions refused once the budget is used");
     assert!(s.limits(EngineLimit::MemoryBudget) > 0);
+}
+
+// --------------------------------------------------------- resume guesses
+
+/// `resume_failures_per_prefix`: guesses of Session-IDs spread over the
+/// addresses of one /24 share one budget; past it even a fresh address of
+/// that /24 gets the `404` without a lookup, while another network's
+/// client resumes.
+#[test]
+fn resume_guesses_are_counted_per_prefix() {
+    let shares = SharesConfig {
+        resume_failures_per_prefix: 6,
+        ..SharesConfig::default()
+    };
+    let mut s = Server::new(shares, |_| {});
+    let victim = s.open_confirmed(honest(1), "victim");
+    let resume = |s: &mut Server, from: SocketAddr, tx: &str, sid: &str| {
+        let out = s.input(
+            from,
+            &[
+                "REG /s ACORN/1.0".into(),
+                format!("TX-ID: {tx}"),
+                format!("Session-ID: {sid}"),
+                "Seq: 1".into(),
+                "Ack-Seq: 1".into(),
+            ],
+            b"",
+        );
+        statuses(&out)
+    };
+    // Three guessers of 10.8.8.0/24, two guesses each (under their own
+    // budget of 5): six failures, the prefix's whole budget.
+    for host in 1..=3u8 {
+        for g in 0..2 {
+            let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 8, 8, host)), 9);
+            assert_eq!(
+                resume(&mut s, from, &format!("g{host}-{g}"), "guess"),
+                [404]
+            );
+        }
+    }
+    // A fresh address of that /24 is refused even with the right id.
+    let fresh = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 8, 8, 200)), 9);
+    assert_eq!(resume(&mut s, fresh, "x", &victim), [404]);
+    assert!(!s
+        .seen
+        .iter()
+        .any(|e| matches!(e, Event::SessionResumed { .. })));
+    // The victim itself, from its own network, resumes.
+    let back = s.input(
+        honest(7),
+        &[
+            "REG /s ACORN/1.0".into(),
+            "TX-ID: back".into(),
+            format!("Session-ID: {victim}"),
+            "Seq: 2".into(),
+            "Ack-Seq: 1".into(),
+        ],
+        b"",
+    );
+    assert_eq!(statuses(&back), [200]);
+    assert!(s
+        .seen
+        .iter()
+        .any(|e| matches!(e, Event::SessionResumed { .. })));
+}
+
+/// A new `REG` from the same address and port replaces its session; the
+/// replaced one, never confirmed, takes its `REG`'s answer with it, so a
+/// stream of `REG`s from one socket holds one session and one answer.
+#[test]
+fn replaced_half_open_sessions_take_their_reg_along() {
+    let mut s = Server::new(SharesConfig::default(), |_| {});
+    for i in 0..5_000 {
+        let (st, _) = s.reg(spread(1), &format!("again-{i}"));
+        assert_eq!(st, [0, 200]);
+    }
+    assert_eq!(s.ep.session_count(), 1);
+    assert_eq!(s.ep.remembered_requests(), 1);
+    s.open_confirmed(honest(1), "ok");
+}
+
+/// A peer that acknowledges with a bare ACK and never echoes the
+/// Session-ID (SPEC §10) proves nothing, but its session is active: the
+/// half-open timeout does not end it (the idle timeout would); under
+/// pressure it is still the first to go.
+#[test]
+fn active_half_open_sessions_outlive_the_timeout_not_the_pressure() {
+    let shares = SharesConfig {
+        max_half_open: 2,
+        ..SharesConfig::default()
+    };
+    let mut s = Server::new(shares, |_| {});
+    let (st, _) = s.reg(honest(5), "bare");
+    assert_eq!(st, [0, 200]);
+    // A bare ACK of the 200, then a request: no Session-ID, no Ack-Message-ID.
+    s.input(
+        honest(5),
+        &[
+            "ACORN/1.0 000 ACK".into(),
+            "TX-ID: bare".into(),
+            "Seq: 1".into(),
+        ],
+        b"",
+    );
+    let out = s.input(
+        honest(5),
+        &[
+            "PUT /x ACORN/1.0".into(),
+            "TX-ID: p".into(),
+            "Seq: 2".into(),
+        ],
+        b"",
+    );
+    assert_eq!(statuses(&out), [0]);
+    assert_eq!(s.ep.half_open_sessions(), 1, "still unproven");
+    s.advance(Duration::from_secs(30));
+    assert_eq!(s.ep.session_count(), 1, "the half-open timeout spared it");
+    assert_eq!(s.closed(CloseReason::NeverConfirmed), 0);
+    // Pressure: two new half-open sessions; the oldest (ours) goes first.
+    s.reg(spread(1), "x1");
+    s.reg(spread(2), "x2");
+    assert_eq!(s.closed(CloseReason::NeverConfirmed), 1);
+    assert_eq!(s.ep.half_open_sessions(), 2);
 }

@@ -778,7 +778,7 @@ impl Play<'_> {
                     };
                     let what = format!("at {}", self.since(at));
                     if is_ack_line(&want) {
-                        if let Some(dev) = stands_in_for_ack(exp, &payload, &self.vars, &what) {
+                        if let Some(dev) = stands_in_for_ack(exp, &payload, &mut self.vars, &what) {
                             // The reply is the ACK (SPEC §4, §10) and still
                             // the reply: the next `<` block matches it.
                             self.deviations.push(dev);
@@ -862,17 +862,28 @@ fn seq_is_should(exp: &ExpectPdu) -> ExpectPdu {
 /// SPEC §4: a reply (not an ACK or NACK) that carries the ACK block's
 /// `TX-ID` and an `Ack-Message-ID` stands in for the ACK. Returns the
 /// deviation to record when it does: the separate ACK is a SHOULD.
+/// **Decision:** when the ACK block expects no `Ack-Message-ID` (the
+/// script's request had no Message-ID to echo), the TX-ID suffices. The
+/// block's captures (`{sid}`) take the reply's values where it has them.
 fn stands_in_for_ack(
     exp: &ExpectPdu,
     payload: &Bytes,
-    vars: &Vars,
+    vars: &mut Vars,
     what: &str,
 ) -> Option<Deviation> {
     let pdu = acorn::wire::Pdu::parse_datagram(payload.clone(), &ParseOptions::default()).ok()?;
     if pdu.status().is_none_or(|s| s < 2) {
         return None;
     }
-    let ack_mid = pdu.ack_message_id().ok().flatten()?;
+    let wants_mid = exp
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("Ack-Message-ID"));
+    let ack_mid = pdu.ack_message_id().ok().flatten();
+    if wants_mid && ack_mid.is_none() {
+        return None;
+    }
+    let ack_mid = ack_mid.unwrap_or_default();
     let tx = pdu.tx_id().ok().flatten();
     let matches = |name: &str, got: Option<&str>| {
         exp.headers
@@ -897,6 +908,11 @@ fn stands_in_for_ack(
         .all(|h| h.should || matches("Ack-Message-ID", Some(ack_mid)))
     {
         return None;
+    }
+    for h in &exp.headers {
+        if let (HeaderWant::Capture(var), Some(v)) = (&h.want, pdu.header(&h.name)) {
+            vars.set(var, String::from_utf8_lossy(v).into_owned());
+        }
     }
     Some(Deviation {
         line: exp.line,
@@ -1178,6 +1194,57 @@ fn junit_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first `<` block of a one-block script.
+    fn ack_block(lines: &str) -> ExpectPdu {
+        let text = format!("role server\n\n> GET /x ACORN/1.0\n> TX-ID: 7\n{lines}");
+        let sc = scenario::parse("t.scenario", &text).unwrap();
+        sc.steps
+            .iter()
+            .find_map(|s| match &s.kind {
+                StepKind::Expect(e) => Some(e.clone()),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_reply_with_tx_id_and_ack_message_id_stands_in_for_the_ack() {
+        assert!(is_ack_line("ACORN/1.0 000 ACK"));
+        assert!(is_ack_line("acorn/1.0 000"));
+        assert!(!is_ack_line("ACORN/1.0 001 NACK"));
+        assert!(!is_ack_line("ACORN/1.0 200 OK"));
+        let exp = ack_block("< ACORN/1.0 000 ACK\n< TX-ID: 7\n< ?Ack-Message-ID: q-7\n< Seq: 2\n");
+        let mut vars = Vars::new();
+        let reply = |s: &str| Bytes::from(s.replace('\n', "\r\n"));
+        let good = reply("ACORN/1.0 200 OK\nTX-ID: 7\nAck-Message-ID: q-7\n\n");
+        let dev = stands_in_for_ack(&exp, &good, &mut vars, "at +1ms").unwrap();
+        assert!(dev.message.contains("stands in"), "{}", dev.message);
+        for bad in [
+            "ACORN/1.0 200 OK\nTX-ID: 8\nAck-Message-ID: q-7\n\n",
+            "ACORN/1.0 200 OK\nTX-ID: 7\n\n",
+            "ACORN/1.0 001 NACK\nTX-ID: 7\nAck-Message-ID: q-7\n\n",
+            "ACORN/1.0 000 ACK\nTX-ID: 7\nAck-Message-ID: q-7\n\n",
+        ] {
+            assert!(
+                stands_in_for_ack(&exp, &reply(bad), &mut vars, "x").is_none(),
+                "{bad}"
+            );
+        }
+        // Without an Ack-Message-ID to expect, the TX-ID suffices, and the
+        // block's captures take the reply's values.
+        let open = ack_block("< ACORN/1.0 000 ACK\n< TX-ID: 7\n< Session-ID: {sid}\n");
+        let r = reply("ACORN/1.0 200 OK\nTX-ID: 7\nSession-ID: s-1\n\n");
+        assert!(stands_in_for_ack(&open, &r, &mut vars, "x").is_some());
+        assert_eq!(vars.substitute("${sid}").unwrap(), "s-1");
+        // On a real ACK a missing Seq is a deviation, not a failure.
+        let relaxed = seq_is_should(&exp);
+        let mut vars = Vars::new();
+        let ack = reply("ACORN/1.0 000 ACK\nTX-ID: 7\nAck-Message-ID: q-7\n\n");
+        assert!(exp.check(&ack, None, &mut vars, "x").is_err());
+        let devs = relaxed.check(&ack, None, &mut vars, "x").unwrap();
+        assert_eq!(devs.len(), 1);
+    }
 
     #[test]
     fn xml_text_is_escaped_and_control_characters_written_out() {

@@ -74,6 +74,15 @@ pub(crate) struct Args {
     /// engine's, 10000].
     #[arg(long, value_name = "N")]
     max_sessions: Option<usize>,
+    /// Sessions one IP address may hold (a load generator on one host
+    /// needs it raised) [default: the engine's, 256; its /24 or /64: 4x].
+    #[arg(long, value_name = "N")]
+    sessions_per_source: Option<usize>,
+    /// Bytes held for peers over every buffer (reorder, retransmission,
+    /// reassembly, reply cache) [default: the engine's, 268435456 = 256
+    /// MiB; one IP address may hold 1/8 of it].
+    #[arg(long, value_name = "BYTES")]
+    memory_budget: Option<usize>,
     /// Close a session after this long without a PDU from its peer
     /// (e.g. 30s, 2m) [default: the engine's, 120s].
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
@@ -96,6 +105,12 @@ pub(crate) struct Args {
     /// signs replies with it. The key is never printed.
     #[arg(long, value_name = "FILE")]
     hmac_key_file: Option<std::path::PathBuf>,
+    /// Toward an address that has not proven it receives our PDUs, send at
+    /// most N times the bytes received from it (SPEC §9) [default: 3].
+    /// The seeds' minimal hand-written PDUs need about 10 to get every
+    /// answer the conformance suite shows.
+    #[arg(long, value_name = "N")]
+    amplification_factor: Option<u64>,
     #[command(flatten)]
     transport: crate::transport_args::TransportArgs,
 }
@@ -143,8 +158,19 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Status> {
     if let Some(n) = args.max_sessions {
         cfg.limits.max_sessions = n;
     }
+    if let Some(n) = args.sessions_per_source {
+        cfg.shares.sessions_per_source = n;
+        cfg.shares.sessions_per_prefix = n.saturating_mul(4);
+    }
+    if let Some(n) = args.memory_budget {
+        cfg.shares.memory_budget = n;
+        cfg.shares.memory_per_source = n / 8;
+    }
     if let Some(d) = args.idle_timeout {
         cfg.session_idle_timeout = d;
+    }
+    if let Some(n) = args.amplification_factor {
+        cfg.paths.amplification_factor = n;
     }
     cfg.parse.allow_bare_lf = args.lenient;
     cfg.integrity.send = args.hashes.clone();
@@ -575,6 +601,14 @@ fn limit_name(l: &EngineLimit) -> String {
         EngineLimit::ReassemblyBytes => "max_reassembly_bytes".to_owned(),
         EngineLimit::PayloadSize => "max_payload_len".to_owned(),
         EngineLimit::SegmentCount => "max_segments".to_owned(),
+        EngineLimit::MemoryBudget => "memory_budget".to_owned(),
+        EngineLimit::ReplyCacheSource => "reply_cache_per_source".to_owned(),
+        EngineLimit::ReplyCachePrefix => "reply_cache_per_prefix".to_owned(),
+        EngineLimit::SessionsSource => "sessions_per_source".to_owned(),
+        EngineLimit::SessionsPrefix => "sessions_per_prefix".to_owned(),
+        EngineLimit::HalfOpen => "max_half_open".to_owned(),
+        EngineLimit::ReassembliesSource => "reassemblies_per_source".to_owned(),
+        EngineLimit::ReassembliesPrefix => "reassemblies_per_prefix".to_owned(),
         #[allow(unreachable_patterns)]
         other => format!("{other:?}"),
     }

@@ -142,6 +142,12 @@ pub(crate) struct Args {
     /// them (e.g. to sample the peer's memory with every session open).
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     hold: Option<Duration>,
+    /// Attempts per request, the session's `REG` included, before the
+    /// engine gives up on it (SPEC §6) [default: the engine's, 5]. On a
+    /// very lossy path (50 %) an opening needs more: each attempt is a
+    /// round trip, a quarter of which gets through.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    attempts: Option<u32>,
     /// Do not inspect the replies on the wire (the check for messages the
     /// peer delivered twice); saves a copy of every datagram.
     #[arg(long)]
@@ -149,6 +155,8 @@ pub(crate) struct Args {
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    addressing: crate::addressing::Addressing,
 }
 
 /// What every flow needs to know.
@@ -166,6 +174,10 @@ struct Plan {
     window: usize,
     timeout: Duration,
     wire_check: bool,
+    /// `--attempts`: the engine's `RetryPolicy::max_attempts`.
+    attempts: Option<u32>,
+    /// `--from` / `--reply-to`, stamped on every request.
+    addressing: crate::addressing::Addressing,
 }
 
 /// Spaces sends `interval` apart over all flows: send number k waits for
@@ -343,7 +355,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Status> {
         payload: args.payload,
         window: args.window,
         timeout: args.timeout,
+        addressing: args.addressing.clone(),
         wire_check: !args.no_wire_check,
+        attempts: args.attempts,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -553,7 +567,11 @@ async fn open_flow(index: u64, plan: &Plan, live: &Live) -> Flow {
         watch: None,
     };
     let capacity = 1024 + 8 * plan.window;
-    let started = PeerBuilder::new(Config::default())
+    let mut cfg = Config::default();
+    if let Some(n) = plan.attempts {
+        cfg.retry.max_attempts = n;
+    }
+    let started = PeerBuilder::new(cfg)
         .udp(plan.bind)
         .tap(plan.wire_check)
         .event_capacity(capacity)
@@ -669,6 +687,7 @@ fn one(
     body: Bytes,
 ) -> impl std::future::Future<Output = Done> + Send + 'static {
     let mut pdu = PduBuilder::request_with(plan.method.clone(), plan.path.clone());
+    plan.addressing.stamp(&mut pdu);
     pdu.body(body.clone());
     let (target, timeout) = (plan.target, plan.timeout);
     async move {

@@ -8,6 +8,7 @@
 
 mod addressing;
 mod conformance_cmd;
+mod docs_cmd;
 mod duration;
 mod fmt_cmd;
 mod input;
@@ -106,6 +107,10 @@ enum Command {
     /// and grade each case: pass, non-strict, fail or unsupported.
     #[command(after_help = conformance_cmd::EXIT_HELP)]
     Conformance(conformance_cmd::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs_cmd::CompletionsArgs),
+    /// Print the man page (roff) of acorn-cli or of one subcommand.
+    Man(docs_cmd::ManArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<Status> {
@@ -117,6 +122,8 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Load(args) => load_cmd::run(&args),
         Command::Relay(args) => relay_cmd::run(&args),
         Command::Conformance(args) => conformance_cmd::run(&args),
+        Command::Completions(args) => docs_cmd::completions(&args),
+        Command::Man(args) => docs_cmd::man(&args),
     }
 }
 

@@ -78,12 +78,13 @@ impl TransportArgs {
 /// The line `listen` prints (stderr) at shutdown about its TCP side.
 pub(crate) fn stats_line(s: &TcpStats) -> String {
     format!(
-        "tcp: accepted {}, refused {} (total limit) {} (per-IP limit), header timeouts {}, \
+        "tcp: accepted {}, refused {} (total limit) {} (per-IP limit), evicted silent {}, header timeouts {}, \
          idle timeouts {}, queue overflows {}, half-closed {}, kept off UDP {}, \
          peak queued bytes {} (one connection {})",
         s.accepted,
         s.refused_total,
         s.refused_per_ip,
+        s.evicted_silent,
         s.header_timeouts,
         s.idle_timeouts,
         s.queue_overflows,

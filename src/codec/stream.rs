@@ -419,7 +419,7 @@ impl Encoder<&PduBuilder> for StreamCodec {
 }
 
 /// Forwards a parsed PDU as it was received when its bytes already frame
-/// themselves on a stream; see [`raw::write_for_stream`].
+/// themselves on a stream; see `raw::write_for_stream`.
 impl Encoder<&Pdu> for StreamCodec {
     type Error = CodecError;
 

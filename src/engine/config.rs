@@ -51,15 +51,21 @@ impl RetryPolicy {
 /// action documented on each field; nothing grows past them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineLimits {
-    /// Sessions held at once. A `REG` beyond it is answered `503`.
+    /// Sessions held at once. A `REG` beyond it makes room by dropping the
+    /// oldest half-open session (see
+    /// [`SharesConfig`]); when none is half-open it is
+    /// answered `503`.
     pub max_sessions: usize,
     /// Outgoing transactions awaiting an ACK or final reply. A new
     /// request beyond it is refused with [`EngineError::TooManyPending`](super::EngineError::TooManyPending).
     pub max_pending_requests: usize,
     /// Incoming transactions remembered for duplicate suppression and
-    /// reply retransmission. The oldest completed entry is forgotten first;
-    /// when every entry is still waiting for the application, a new request
-    /// is answered `503` instead of being accepted.
+    /// reply retransmission (SPEC §9 "Exactly once needs memory"). An
+    /// entry past its sender's retry horizon is forgotten, then one whose
+    /// answer was acknowledged (oldest acknowledgement first); a young
+    /// answer never is: when only young entries remain, a new request is
+    /// answered `503` instead of being accepted. Per-source shares and the
+    /// horizon's cap are in [`SharesConfig`].
     pub max_reply_cache: usize,
     /// PDUs held per ordered session while an earlier Seq is missing. A PDU
     /// beyond it is dropped (it is asked for again by a later NACK).
@@ -190,6 +196,9 @@ pub struct Config {
     /// `TS` or `Date` on requests and replies (refreshed when a request is
     /// retransmitted).
     pub timestamp: Timestamp,
+    /// Proof of address, the 3x budget, resend pacing, the gap budget
+    /// (SPEC §9).
+    pub paths: super::address::PathConfig,
     /// Per-source shares, half-open sessions, the reply horizon and the one
     /// memory budget (SPEC §9).
     pub shares: SharesConfig,
@@ -217,6 +226,7 @@ impl Default for Config {
             segments: SegmentConfig::default(),
             integrity: IntegrityConfig::default(),
             timestamp: Timestamp::default(),
+            paths: super::address::PathConfig::default(),
             shares: SharesConfig::default(),
         }
     }

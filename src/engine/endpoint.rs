@@ -16,9 +16,7 @@ use super::event::{
 };
 use super::session::{Role, Sent, SentKind, Session, State};
 use crate::wire::typed::names;
-use crate::wire::{
-    HeaderName, IgnoreSeq, Method, Pdu, PduBuilder, PduView, SeqList, SessionMode, Target,
-};
+use crate::wire::{HeaderName, IgnoreSeq, Method, Pdu, PduBuilder, PduView, SessionMode, Target};
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
@@ -28,6 +26,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tracing::{debug, trace, warn};
 
+// Proof of address, the 3x budget, path-bound sessions (SPEC §9): see `paths`.
+mod paths;
 // Reply-cache admission, fair shares and half-open sessions (SPEC §9).
 mod admission;
 // Forms real peers send (SPEC §10): see `interop`.
@@ -73,6 +73,9 @@ pub struct Stats {
     pub malformed: u64,
     /// Segments resent because later segments were acknowledged first.
     pub fast_retransmits: u64,
+    /// The path rules at work: bytes withheld by the 3x budget, PDUs
+    /// from the wrong path, unproven NACKs (SPEC §9).
+    pub paths: super::address::PathStats,
 }
 
 /// Counters of several endpoints summed (a load run's flows, say). Every
@@ -87,6 +90,7 @@ impl std::ops::AddAssign<&Stats> for Stats {
             duplicates,
             malformed,
             fast_retransmits,
+            paths,
         } = *s;
         self.transmits += transmits;
         self.timer_retransmits += timer_retransmits;
@@ -95,6 +99,7 @@ impl std::ops::AddAssign<&Stats> for Stats {
         self.duplicates += duplicates;
         self.malformed += malformed;
         self.fast_retransmits += fast_retransmits;
+        self.paths += &paths;
     }
 }
 
@@ -146,6 +151,7 @@ impl OutTx {
             acked: false,
             deadline: None,
             sent_at: now,
+            initiated: false,
         }
     }
 }
@@ -164,6 +170,8 @@ struct OutTx {
     acked: bool,
     deadline: Option<Instant>,
     sent_at: Instant,
+    /// Started by the application (SPEC §9: not an answer, not budgeted).
+    initiated: bool,
 }
 
 #[derive(Debug)]
@@ -250,11 +258,13 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     stats: Stats,
     transfers: transfer::Transfers,
-    resume_failures: HashMap<std::net::IpAddr, resume::Failures>,
-    resume_failure_order: VecDeque<std::net::IpAddr>,
+    resume_failures: HashMap<resume::FailureKey, resume::Failures>,
+    resume_failure_order: VecDeque<resume::FailureKey>,
     /// Sessions whose window has room for queued requests (drained at the
     /// end of each call, where starting a request is safe).
     window_opened: Vec<u64>,
+    /// Per-address proof and budget (SPEC §9, `paths`).
+    paths: paths::Paths,
 }
 
 fn ack_dest<B: AsRef<[u8]>>(pdu: &PduView<B>, source: SocketAddr) -> SocketAddr {
@@ -320,6 +330,7 @@ impl Endpoint {
             resume_failures: HashMap::new(),
             resume_failure_order: VecDeque::new(),
             window_opened: Vec::new(),
+            paths: paths::Paths::default(),
         }
     }
 
@@ -343,7 +354,8 @@ impl Endpoint {
         self.out_txs.len()
     }
 
-    /// Incoming transactions remembered.
+    /// Incoming transactions remembered (the reply cache; see
+    /// [`EngineLimits::max_reply_cache`](super::EngineLimits::max_reply_cache)).
     pub fn remembered_requests(&self) -> usize {
         self.in_txs.len()
     }
@@ -425,6 +437,9 @@ impl Endpoint {
     }
 
     fn push(&mut self, dest: SocketAddr, payload: Bytes) {
+        if !self.may_send(dest, payload.len()) {
+            return; // SPEC §9: over an unproven address's budget
+        }
         trace!(%dest, len = payload.len(), "transmit");
         self.stats.transmits += 1;
         self.transmits.push_back(Transmit { dest, payload });
@@ -556,7 +571,7 @@ impl Endpoint {
         pdu: PduBuilder,
     ) -> Result<RequestId, EngineError> {
         let id = self.handle();
-        self.start_request(now, peer, None, pdu, OutKind::App, id)
+        self.initiated(|e| e.start_request(now, peer, None, pdu, OutKind::App, id))
     }
 
     /// Send a request inside an open session.
@@ -600,7 +615,7 @@ impl Endpoint {
             return Ok(RequestId(id));
         }
         s.in_flight += 1;
-        self.start_request(now, peer, Some(session.0), pdu, OutKind::App, id)
+        self.initiated(|e| e.start_request(now, peer, Some(session.0), pdu, OutKind::App, id))
             .inspect_err(|_| {
                 if let Some(s) = self.sessions.get_mut(&session.0) {
                     s.in_flight -= 1;
@@ -682,7 +697,8 @@ impl Endpoint {
 
     /// Remember a request sent for the first time, so its ACK and replies
     /// find it by TX-ID.
-    fn track_out(&mut self, id: u64, t: OutTx) {
+    fn track_out(&mut self, id: u64, mut t: OutTx) {
+        t.initiated = self.paths.initiating;
         self.out_by_tx.insert(t.tx_id.clone(), id);
         self.out_txs.insert(id, t);
     }
@@ -720,7 +736,7 @@ impl Endpoint {
             Session::new(peer, Role::Client, mode, now, &self.budget),
         );
         let id = self.handle();
-        self.start_request(now, peer, Some(sid), b, OutKind::Reg, id)?;
+        self.initiated(|e| e.start_request(now, peer, Some(sid), b, OutKind::Reg, id))?;
         self.wake_session(sid, now + self.cfg.session_idle_timeout);
         Ok(SessionHandle(sid))
     }
@@ -745,7 +761,7 @@ impl Endpoint {
             Target::new("/").map_err(|_| EngineError::WrongKind)?,
         );
         let id = self.handle();
-        self.start_request(now, peer, Some(session.0), b, OutKind::Bye, id)
+        self.initiated(|e| e.start_request(now, peer, Some(session.0), b, OutKind::Bye, id))
             .map(|_| ())
     }
 
@@ -817,6 +833,7 @@ impl Endpoint {
 
     /// A parsed PDU arrived from `from`.
     pub fn handle_pdu(&mut self, now: Instant, from: SocketAddr, pdu: Pdu) {
+        self.note_received(from, &pdu); // SPEC §9: budget and proof
         self.receive_pdu(now, from, pdu);
         self.drain_windows(now);
     }
@@ -835,7 +852,7 @@ impl Endpoint {
                 s.in_flight += 1;
                 let peer = s.peer;
                 if self
-                    .start_request(now, peer, Some(sid), pdu, OutKind::App, id)
+                    .initiated(|e| e.start_request(now, peer, Some(sid), pdu, OutKind::App, id))
                     .is_err()
                 {
                     if let Some(s) = self.sessions.get_mut(&sid) {
@@ -877,7 +894,12 @@ impl Endpoint {
             self.server_reg(now, from, pdu);
             return;
         }
-        let sid = self.find_session(from, pdu.session_id().ok().flatten());
+        let sid = match self.route(from, pdu.session_id().ok().flatten()) {
+            paths::Route::Session(sid) => Some(sid),
+            paths::Route::Plain => None,
+            r if self.answers_ours(&pdu, &r) => None,
+            r => return self.unknown_session(now, from, &pdu, r), // SPEC §9
+        };
         match (sid, seq) {
             (Some(sid), Some(seq)) => self.session_receive(now, sid, from, seq, pdu),
             (Some(sid), None) if pdu.is_nack() => {
@@ -897,27 +919,26 @@ impl Endpoint {
         }
     }
 
-    /// The session a PDU belongs to: by `Session-ID` when we know it, else
-    /// the session with this peer that has no id yet or the same id (a
-    /// client learns the id from the server's first PDUs).
-    fn find_session(&self, from: SocketAddr, id: Option<&str>) -> Option<u64> {
-        if let Some(sid) = id.and_then(|id| self.session_by_id.get(id)) {
-            return Some(*sid);
-        }
-        let sid = *self.session_by_peer.get(&from)?;
-        let s = self.sessions.get(&sid)?;
-        match (&s.session_id, id) {
-            (Some(mine), Some(theirs)) if mine != theirs => None,
-            _ => Some(sid),
-        }
-    }
-
     /// Reply to a request outside any session and remember nothing.
     fn refuse<B: AsRef<[u8]>>(
+        &mut self,
+        now: Instant,
+        pdu: &PduView<B>,
+        from: SocketAddr,
+        status: u16,
+        text: &'static str,
+    ) {
+        self.refuse_in(now, pdu, from, None, status, text);
+    }
+
+    /// [`Endpoint::refuse`] inside `session` when given: the refusal takes
+    /// the session's next Seq, as any answer in an ordered session must.
+    fn refuse_in<B: AsRef<[u8]>>(
         &mut self,
         _now: Instant,
         pdu: &PduView<B>,
         from: SocketAddr,
+        session: Option<u64>,
         status: u16,
         text: &'static str,
     ) {
@@ -933,8 +954,8 @@ impl Endpoint {
         let to = pdu.from().ok().flatten().map(|i| i.to_string());
         self.stamp_addressing(&mut r, to.as_deref());
         let dest = reply_dest(pdu, from);
-        let p = r.to_bytes();
-        self.push(dest, p);
+        let session = session.filter(|s| self.sessions.contains_key(s));
+        self.send_pdu(session, r, dest, SentKind::Other);
     }
 
     /// Build and send the ACK for `pdu`; returns the encoded ACK.
@@ -966,6 +987,8 @@ impl Endpoint {
             s.session_id.is_some() && pdu.session_id().ok().flatten() == s.session_id.as_deref();
         if proof {
             self.session_confirmed(sid);
+        } else if from == s.peer {
+            self.session_active(sid); // no proof: see `admission`
         }
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
@@ -974,13 +997,17 @@ impl Endpoint {
         // order here could deadlock two sides that both have gaps.
         if let Ok(Some(a)) = pdu.ack_seq() {
             trace!(session = sid, seq, ack_seq = a, "ack-seq");
+            let before = s.peer_acked;
             if !s.peer_holds_through(a) {
                 let next = s.next_out;
                 self.violation(from, Violation::NeedSeqNeverSent { seq: a, next });
+            } else if before.is_none_or(|b| a > b) {
+                self.ack_progress(now, sid); // the resend window opens again
             }
         }
-        if let Ok(Some(need)) = pdu.need_seq() {
-            self.retransmit_needed(now, sid, from, &need);
+        self.retransmit_needed(now, sid, from, &pdu);
+        if let Ok(Some(IgnoreSeq::List(list))) = pdu.ignore_seq() {
+            self.ignore_seqs(now, sid, from, &list);
         }
         if pdu.method() == Some("BYE") && matches!(pdu.ignore_seq(), Ok(Some(IgnoreSeq::All))) {
             // Authoritative: forget every missing Seq and end the session.
@@ -1029,6 +1056,9 @@ impl Endpoint {
                         return;
                     }
                     let room = s.reorder.len() < limits.max_reorder_pdus;
+                    if s.reorder.is_empty() {
+                        s.gap_progress_at = now; // a gap opens: its budget starts
+                    }
                     // Over the memory budget the PDU is dropped like one
                     // over the count: a later NACK asks for it again.
                     let held = room && s.hold(seq, pdu);
@@ -1080,9 +1110,11 @@ impl Endpoint {
             let Some(s) = self.sessions.get_mut(&sid) else {
                 return;
             };
-            let n = s.next_in.unwrap_or(0) + 1;
-            s.next_in = Some(n);
+            s.next_in = Some(s.next_in.unwrap_or(0) + 1);
+            s.skip_ignored(); // Seqs the peer said it will never send
+            let n = s.next_in.unwrap_or(0);
             s.nack_rounds = 0;
+            s.gap_progress_at = now;
             self.dispatch(now, from, Some(sid), p);
             current = self.sessions.get_mut(&sid).and_then(|s| s.take_held(n));
         }
@@ -1161,7 +1193,7 @@ impl Endpoint {
             return;
         }
         if !self.make_room_in(now, from) {
-            self.refuse(now, &pdu, from, 503, "Busy");
+            self.refuse_in(now, &pdu, from, session, 503, "Busy");
             return;
         }
         let ack = self.send_ack(&pdu, from, session);
@@ -1379,6 +1411,11 @@ impl Endpoint {
             self.duplicate(now, from, &pdu);
             return;
         };
+        let lost = self.seqless_answer(from, id, &pdu); // SPEC §9
+                                                        // A reply to part of a segmented request (`transfer`, SPEC §10).
+        if self.segment_reply(now, id, from, session, &pdu) {
+            return;
+        }
         let status = pdu.status().unwrap_or(0);
         let reply_as_ack = self
             .out_txs
@@ -1405,6 +1442,9 @@ impl Endpoint {
             request: RequestId(id),
             pdu,
         });
+        if let Some(sid) = lost {
+            self.session_lost(sid, status);
+        }
     }
 
     fn remember_done(&mut self, tx: String, dest: SocketAddr, ack: Bytes) {
@@ -1533,14 +1573,18 @@ impl Endpoint {
         self.session_by_id.insert(session_id.clone(), sid);
         self.wake_session(sid, now + self.cfg.session_idle_timeout);
         // ACK (Seq 0 of our stream), then the final reply with the mode.
-        let ack = self.send_ack(&pdu, from, Some(sid));
+        // When the unproven address's budget cannot hold both, the reply
+        // stands in for the ACK (SPEC §4, §9; see `paths`).
+        let ack = self
+            .room_for_separate_ack(from)
+            .then(|| self.send_ack(&pdu, from, Some(sid)));
         let id = self.handle();
         let attempt = pdu.attempt().ok().flatten();
         self.remember_in(
             now,
             id,
             InTx {
-                ack: Some(ack),
+                ack,
                 ..InTx::of(&pdu, from, (from, tx), Some(sid))
             },
             attempt,
@@ -1562,7 +1606,14 @@ impl Endpoint {
 
     /// Retransmit what a `Need-Seq` names, smallest first; work is in
     /// proportion to the PDUs held, never to the width of a range.
-    fn retransmit_needed(&mut self, now: Instant, sid: u64, from: SocketAddr, need: &SeqList) {
+    fn retransmit_needed(&mut self, now: Instant, sid: u64, from: SocketAddr, pdu: &Pdu) {
+        let Ok(Some(need)) = pdu.need_seq() else {
+            return;
+        };
+        let need = &need;
+        if !self.nack_proven(sid, from, pdu) {
+            return; // SPEC §9: a NACK must prove itself
+        }
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -1637,17 +1688,27 @@ impl Endpoint {
             return;
         };
         let pending = std::mem::take(&mut s.pending_resend);
+        let allowance = self.resend_allowance(now, sid); // SPEC §9: paced
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         let gaps = s.gaps(max_ranges);
         let ack_floor = s.ack_floor();
         let peer = s.peer;
         let floor = s.peer_acked.map_or(0, |a| a + 1);
         let mut out = Vec::new();
+        let mut deferred = 0;
         for (a, b) in pending.ranges() {
             let a = a.max(floor);
             if a > b {
                 continue;
             }
-            for (_, sent) in s.retx.range_mut(a..=b) {
+            for (&q, sent) in s.retx.range_mut(a..=b) {
+                if out.len() >= allowance {
+                    s.pending_resend.insert(q); // the next window
+                    deferred += 1;
+                    continue;
+                }
                 sent.last_nack_resend = Some(now);
                 let mut b = sent.builder.clone();
                 if let Some(a) = ack_floor {
@@ -1663,10 +1724,12 @@ impl Endpoint {
                 out.push(b.to_bytes());
             }
         }
+        let sent = out.len();
         for p in out {
             self.stats.nack_retransmits += 1;
             self.push(peer, p);
         }
+        self.resends_spent(sid, sent, deferred);
     }
 
     /// Send a NACK for the current gaps: at once for a new gap, else paced.
@@ -1691,7 +1754,11 @@ impl Endpoint {
         if !new_gap {
             s.nack_rounds += 1;
         }
-        if s.nack_rounds > self.cfg.max_nack_rounds {
+        // SPEC §9 "Loss is not failure": the rounds and a time budget
+        // without progress, both spent.
+        let budget = self.cfg.paths.gap_budget(&self.cfg.retry);
+        let stalled = now.saturating_duration_since(s.gap_progress_at) >= budget;
+        if s.nack_rounds > self.cfg.max_nack_rounds && stalled {
             warn!(
                 session = sid,
                 "gap unfilled after the NACK rounds; ending the session"
@@ -1857,11 +1924,13 @@ impl Endpoint {
             self.out_acked(now, id);
             return;
         }
+        // SPEC §9 "Loss is not failure": while the session's peer is heard.
+        let more = !t.acked && t.kind == OutKind::App && self.session_alive(now, t.session);
         let Some(t) = self.out_txs.get_mut(&id) else {
             return;
         };
         t.deadline = None;
-        if t.acked || t.attempt >= max {
+        if t.acked || (t.attempt >= max && !more) {
             // No final reply in time (acked), or no answer at all.
             let Some(t) = self.finish_out(id) else { return };
             debug!(request = id, tx = %t.tx_id, acked = t.acked, "request timed out");
@@ -1908,10 +1977,11 @@ impl Endpoint {
         let t = self.out_txs.get_mut(&id)?;
         t.attempt += 1;
         let attempt = t.attempt;
-        let _ = t
-            .builder
-            .set_value(&H_ATTEMPT, Bytes::from(format!("{attempt}/{max}")));
-        let (dest, session, seq) = (t.dest, t.session, t.seq);
+        let _ = t.builder.set_value(
+            &H_ATTEMPT,
+            Bytes::from(format!("{}/{max}", attempt.min(max))),
+        );
+        let (dest, session, seq, initiated) = (t.dest, t.session, t.seq, t.initiated);
         let mut b = t.builder.clone();
         self.restamp(now, &mut b);
         if let (Some(sid), Some(seq)) = (session, seq) {
@@ -1924,12 +1994,17 @@ impl Endpoint {
                 }
             }
         }
-        self.push(dest, b.to_bytes());
+        if initiated {
+            self.initiated(|e| e.push(dest, b.to_bytes()));
+        } else if self.may_retransmit(dest) {
+            self.push(dest, b.to_bytes()); // SPEC §9: only toward a proven address
+        }
         Some(attempt)
     }
 
     fn in_timer(&mut self, now: Instant, id: u64) {
         let max = self.cfg.retry.max_attempts.max(1);
+        let alive = self.session_alive(now, self.in_txs.get(&id).and_then(|t| t.session));
         let Some(t) = self.in_txs.get_mut(&id) else {
             return;
         };
@@ -1957,14 +2032,17 @@ impl Endpoint {
                 }
             }
         }
-        if *attempt >= max {
+        if *attempt >= max && !alive {
             self.emit(Event::ReplyUnacknowledged { id: IncomingId(id) });
             return;
         }
         *attempt += 1;
         let (p, a) = (payload.clone(), *attempt);
-        self.stats.timer_retransmits += 1;
-        self.push(dest, p);
+        if self.may_retransmit(dest) {
+            // SPEC §9: no timer retransmission toward an unproven address.
+            self.stats.timer_retransmits += 1;
+            self.push(dest, p);
+        }
         let at = now + self.cfg.retry.interval(a);
         self.set_in_deadline(id, Some(at));
     }
@@ -1985,6 +2063,12 @@ impl Endpoint {
             return;
         }
         let has_gaps = !s.reorder.is_empty();
+        if !s.pending_resend.is_empty() {
+            self.flush_resends(now, sid); // the next window of paced resends
+        }
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         match s.new_gap_at {
             Some(t) if t <= now => {
                 s.new_gap_at = None;
@@ -2015,6 +2099,7 @@ fn request_key(pdu: &Pdu) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::Stats;
+    use crate::engine::PathStats;
 
     #[test]
     fn stats_add_field_by_field() {
@@ -2026,6 +2111,10 @@ mod tests {
             duplicates: 5,
             malformed: 6,
             fast_retransmits: 7,
+            paths: PathStats {
+                wrong_path: 8,
+                ..PathStats::default()
+            },
         };
         let mut sum = a;
         sum += &a;
@@ -2039,6 +2128,10 @@ mod tests {
                 duplicates: 10,
                 malformed: 12,
                 fast_retransmits: 14,
+                paths: PathStats {
+                    wrong_path: 16,
+                    ..PathStats::default()
+                },
             }
         );
     }

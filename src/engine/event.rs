@@ -55,6 +55,10 @@ pub enum CloseReason {
     Refused { status: u16 },
     /// The server refused to resume (unknown or expired `Session-ID`).
     ResumeRefused { status: u16 },
+    /// The peer answered a request of the session with a `Seq`-less
+    /// refusal (`404 Unknown Session`): it no longer knows the session (it
+    /// restarted, or dropped it). Open a new session (SPEC §9).
+    LostByPeer { status: u16 },
     /// Server side: the session stayed half-open (our answer to its `REG`
     /// was never confirmed) past
     /// [`SharesConfig::half_open_timeout`](super::SharesConfig::half_open_timeout),
@@ -126,6 +130,10 @@ pub enum Violation {
     SegmentWithoutId,
     /// A resume or join with an unknown id or a wrong token (answered `404`).
     ResumeRejected,
+    /// An answer without `Seq` to a request sent inside an ordered session
+    /// (SPEC §9 "Restarts are never silent"): the peer does not keep the
+    /// session's order. A `404` one ends the session ([`CloseReason::LostByPeer`]).
+    SeqlessAnswer { status: u16 },
 }
 
 /// Events for the application, in the order they happened.

@@ -5,6 +5,7 @@
 //! test's simulated network) hands it PDUs and instants and carries out
 //! what it returns. See [`endpoint`] for the call pattern.
 
+pub mod address;
 pub mod config;
 pub mod endpoint;
 pub mod event;
@@ -15,6 +16,7 @@ pub(crate) mod session;
 pub mod shares;
 pub mod timing;
 
+pub use address::{PathConfig, PathStats};
 pub use config::{Config, EngineLimits, ModePolicy, ResumePolicy, RetryPolicy};
 pub use endpoint::{Endpoint, Stats};
 pub use event::{

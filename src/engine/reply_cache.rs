@@ -188,6 +188,7 @@ impl ReplyCache {
         expires: Instant,
         waiting: bool,
     ) -> bool {
+        self.compact_expiry();
         let bytes = bytes + ENTRY_OVERHEAD;
         let charged = self
             .budget
@@ -312,6 +313,17 @@ impl ReplyCache {
                 gone.push(id);
                 return true;
             }
+        }
+    }
+
+    /// Drop the expiry items of forgotten entries once they are most of
+    /// the heap: entries acknowledged and evicted long before their horizon
+    /// would otherwise leave an item each until that horizon.
+    fn compact_expiry(&mut self) {
+        if self.expiry.len() > 2 * self.meta.len() + 1024 {
+            let meta = &self.meta;
+            self.expiry
+                .retain(|Reverse((at, id))| meta.get(id).is_some_and(|m| m.expires == *at));
         }
     }
 

@@ -16,7 +16,7 @@
 //! triple one public implementation emits), else the `TX-ID`. Duplicated
 //! and out-of-order segments are expected. When all N are held the payload
 //! is delivered once, as one request whose head is the first segment's and
-//! whose body is the joined payload (see [`assemble`]); the reply to it
+//! whose body is the joined payload (see `assemble`); the reply to it
 //! answers the whole payload. The incoming transaction table keys each
 //! segment by (TX-ID, index), so segment 2 is not taken for a retransmission
 //! of segment 1.

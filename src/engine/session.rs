@@ -86,6 +86,16 @@ pub(crate) struct Session {
     /// Server: the one-time token a second channel presents to join.
     /// Client: the token the server issued.
     pub channel_token: Option<String>,
+    // ---- SPEC §9 (see `endpoint::paths`)
+    /// When the current round of NACK-driven resends began.
+    pub resend_round_at: Option<Instant>,
+    /// PDUs resent for NACKs in the current round.
+    pub resent_in_round: usize,
+    /// Last progress on the peer's stream (a delivery, or a gap opening):
+    /// the gap budget counts from here.
+    pub gap_progress_at: Instant,
+    /// Seqs of the peer's stream it told us to forget (`Ignore-Seq` list).
+    pub ignored: SeqList,
     /// `retx_bytes`, charged to the memory budget (released on drop).
     pub retx_charge: Charge,
     /// The bytes of the PDUs in `reorder`, charged to the memory budget.
@@ -128,6 +138,10 @@ impl Session {
             queued: std::collections::VecDeque::new(),
             channels: Vec::new(),
             channel_token: None,
+            resend_round_at: None,
+            resent_in_round: 0,
+            gap_progress_at: now,
+            ignored: SeqList::new(),
             retx_charge: budget.charge_from(BufferKind::Retransmit, peer.ip()),
             reorder_charge: budget.charge_from(BufferKind::Reorder, peer.ip()),
             budget_reported: false,
@@ -303,11 +317,69 @@ impl Session {
                 break;
             }
             if k > next {
-                out.insert_range(next, k - 1);
+                self.insert_unignored(&mut out, next, k - 1);
             }
             next = k + 1;
         }
         out
+    }
+
+    /// Insert `a..=b` into `out` minus what the peer told us to ignore.
+    fn insert_unignored(&self, out: &mut SeqList, a: u64, b: u64) {
+        let mut lo = a;
+        for (x, y) in self.ignored.ranges() {
+            if y < lo || x > b {
+                continue;
+            }
+            if x > lo {
+                out.insert_range(lo, x - 1);
+            }
+            match y.checked_add(1) {
+                Some(n) => lo = n,
+                None => return,
+            }
+            if lo > b {
+                return;
+            }
+        }
+        out.insert_range(lo, b);
+    }
+
+    /// The peer will never send `list` (`Ignore-Seq`): stop waiting for the
+    /// ones not yet processed, at most `max_ranges` ranges remembered (the
+    /// rest stay gaps and are asked for again). Moves `next_in` past
+    /// ignored Seqs; true if it moved.
+    pub fn ignore(&mut self, list: &SeqList, max_ranges: usize) -> bool {
+        let Some(next) = self.next_in else {
+            return false;
+        };
+        for (a, b) in list.ranges() {
+            if b < next {
+                continue;
+            }
+            if self.ignored.range_count() >= max_ranges {
+                break;
+            }
+            self.ignored.insert_range(a.max(next), b);
+        }
+        self.skip_ignored()
+    }
+
+    /// Move `next_in` past ignored Seqs that are not held; true if it moved.
+    pub fn skip_ignored(&mut self) -> bool {
+        let Some(mut n) = self.next_in else {
+            return false;
+        };
+        let start = n;
+        while self.ignored.contains(n) && !self.reorder.contains_key(&n) {
+            self.ignored.remove_through(n);
+            match n.checked_add(1) {
+                Some(m) => n = m,
+                None => break,
+            }
+        }
+        self.next_in = Some(n);
+        n != start
     }
 
     /// Unordered mode: record `seq` as processed; false if it was already.

@@ -24,7 +24,9 @@ pub struct SharesConfig {
     pub memory_budget: usize,
     /// Bytes of that budget one IP address may have held on its behalf
     /// (its sessions' buffers, its reassembly, its remembered answers), so
-    /// a few hostile sources cannot take all of it. Default 16 MiB.
+    /// a few hostile sources cannot take all of it. Default 32 MiB, an
+    /// eighth of the budget: room for one client's largest payload
+    /// (`max_payload_len`, 16 MiB) in reassembly with its buffers besides.
     pub memory_per_source: usize,
     /// Incoming transactions one IP address may have remembered at once
     /// (waiting for the application, or answered and still inside their
@@ -63,13 +65,18 @@ pub struct SharesConfig {
     /// when a new transfer needs its room (the slot's `reassembly_timeout`
     /// still ends it otherwise). Default 2 s.
     pub reassembly_idle_timeout: Duration,
+    /// Failed resume or join attempts all addresses of one /24 or /64 may
+    /// make per `resume_failure_window` (each address also has its own
+    /// `resume_failures_per_window`); past it every attempt from the
+    /// prefix gets the same `404` without a lookup. Default 20.
+    pub resume_failures_per_prefix: u32,
 }
 
 impl Default for SharesConfig {
     fn default() -> Self {
         SharesConfig {
             memory_budget: crate::budget::DEFAULT_MEMORY_BUDGET,
-            memory_per_source: 16 * 1024 * 1024,
+            memory_per_source: 32 * 1024 * 1024,
             reply_cache_per_source: 1024,
             reply_cache_per_prefix: 2048,
             max_reply_horizon: Duration::from_secs(60),
@@ -82,6 +89,7 @@ impl Default for SharesConfig {
             reassemblies_per_source: 16,
             reassemblies_per_prefix: 32,
             reassembly_idle_timeout: Duration::from_secs(2),
+            resume_failures_per_prefix: 20,
         }
     }
 }

@@ -153,11 +153,13 @@ impl Driver {
         let now = Instant::now();
         let codec_opts = s.config.parse;
         let (conn_tx, conn_rx) = mpsc::channel(s.channels.connection_events.max(1));
+        let endpoint = Endpoint::from_entropy(s.config, now, unix_now());
+        let budget = endpoint.memory_budget().clone();
         Driver {
-            endpoint: Endpoint::from_entropy(s.config, now, unix_now()),
+            endpoint,
             udp: s.udp.map(Arc::new),
             listener: s.listener,
-            tcp: Connections::new(s.tcp, codec_opts),
+            tcp: Connections::new(s.tcp, codec_opts, budget),
             conn_tx,
             conn_rx,
             cmds: s.cmds,
@@ -265,6 +267,7 @@ impl Driver {
     fn conn_msg(&mut self, m: ConnMsg) {
         match m {
             ConnMsg::Pdu(from, pdu) => {
+                self.tcp.spoke(&from);
                 self.tap_wire(WireDirection::In, Dest::Tcp(from), pdu.as_bytes());
                 self.endpoint.handle_pdu(Instant::now(), from, pdu);
             }

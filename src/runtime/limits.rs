@@ -16,7 +16,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpLimits {
     /// Accepted connections held at once. A connection accepted beyond it
-    /// is closed at once (counted in [`TcpStats::refused_total`]).
+    /// first closes the oldest connection that has not sent a whole PDU
+    /// yet ([`TcpStats::evicted_silent`]: a slowloris spread over many
+    /// addresses cannot keep new clients out); if every connection has
+    /// spoken, the new one is closed at once ([`TcpStats::refused_total`]).
     pub max_connections: usize,
     /// Accepted connections held at once from one IP address. A
     /// connection beyond it is closed at once
@@ -120,8 +123,12 @@ impl Default for ChannelLimits {
 pub struct TcpStats {
     /// Connections accepted and kept.
     pub accepted: u64,
-    /// Connections closed at accept: [`TcpLimits::max_connections`] reached.
+    /// Connections closed at accept: [`TcpLimits::max_connections`]
+    /// reached and every connection held had spoken.
     pub refused_total: u64,
+    /// Connections that had not sent a whole PDU yet, closed to make room
+    /// for a new one when [`TcpLimits::max_connections`] was reached.
+    pub evicted_silent: u64,
     /// Connections closed at accept: [`TcpLimits::max_connections_per_ip`]
     /// reached for their address.
     pub refused_per_ip: u64,
@@ -132,8 +139,14 @@ pub struct TcpStats {
     /// Connections closed because their write queue (or the total) was
     /// full.
     pub queue_overflows: u64,
-    /// PDUs dropped because the total queue stayed full.
+    /// PDUs dropped because the total queue stayed full, or the memory
+    /// budget had no room while the connection's queue was empty.
     pub dropped_pdus: u64,
+    /// Charges the memory budget (`Config::shares.memory_budget`, or the
+    /// address's `memory_per_source`) refused: a write-queue PDU (the
+    /// connection is closed if it has a queue, else the PDU dropped) or a
+    /// read buffer's growth (the connection is closed).
+    pub budget_refusals: u64,
     /// Connections whose peer half-closed (its write side), then drained.
     pub half_closed: u64,
     /// PDUs for an address whose TCP connection is gone, dropped rather

@@ -12,9 +12,16 @@ mod driver;
 mod limits;
 mod peer;
 mod tcp;
+mod tcp_io;
 
 pub use driver::Resumed;
 pub use limits::{ChannelLimits, TcpLimits, TcpStats, QUEUE_ENTRY_OVERHEAD};
 pub use peer::{
     Dest, IncomingRequest, OpenedSession, Peer, PeerBuilder, PeerEvent, RuntimeError, WireDirection,
 };
+
+/// The receivers [`PeerBuilder::start`] returns (incoming requests and
+/// events) are tokio's bounded `mpsc` channel; re-exported so a user can
+/// name them (`acorn::runtime::Receiver<IncomingRequest>`) without adding
+/// tokio to their own dependencies or matching its version.
+pub use tokio::sync::mpsc::Receiver;

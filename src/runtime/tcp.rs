@@ -24,26 +24,33 @@
 //! connection: its queue is freed at once, and what the engine had in
 //! flight there is left to its timers (a dialled connection is redialled).
 //!
+//! **Decision (the memory budget).** A connection's queued bytes and its
+//! read buffer's capacity are charged to the engine's memory budget on
+//! behalf of the peer's IP address (`BufferKind::TcpWrite`, `TcpRead`). A
+//! refused write charge closes the connection if it has a queue (it is not
+//! draining), else drops only that PDU; a refused read-buffer growth closes
+//! the connection (its PDU cannot be held), counted in
+//! [`TcpStats::budget_refusals`].
+//!
 //! **Decision (half-close).** End of stream from the peer is a half-close:
 //! the connection stays until every request it delivered to the
 //! application is answered and written, then it is shut down; if answers
 //! do not come within [`TcpLimits::idle_timeout`] it is closed anyway.
 
-use super::limits::{TcpLimits, TcpStats, QUEUE_ENTRY_OVERHEAD};
-use crate::codec::{CodecError, StreamCodec};
+pub(super) use super::limits::QUEUE_ENTRY_OVERHEAD;
+use super::limits::{TcpLimits, TcpStats};
+use super::tcp_io::{read_loop, write_loop, Queue, Reader, Writer};
+use crate::budget::{BufferKind, MemoryBudget};
 use crate::wire::{ParseError, ParseOptions, Pdu};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify};
-use tokio::time::{sleep_until, timeout, Instant};
-use tokio_util::codec::Decoder;
+use tokio::sync::mpsc;
+use tokio::time::{timeout, Instant};
 
 /// Identifies one connection (an address can be reused by a later one).
 pub(crate) type ConnId = u64;
@@ -61,6 +68,8 @@ pub(crate) enum Ended {
     HeaderTimeout,
     /// No whole PDU (or a write blocked) for [`TcpLimits::idle_timeout`].
     IdleTimeout,
+    /// The read buffer could not grow within the memory budget.
+    Budget,
 }
 
 /// What connection tasks report to the driver.
@@ -76,35 +85,6 @@ pub(crate) enum ConnMsg {
     Redialled(SocketAddr, TcpStream),
 }
 
-/// The byte count of one connection's queue, shared with its tasks.
-#[derive(Debug, Default)]
-struct Queue {
-    bytes: AtomicUsize,
-    /// Signalled whenever the writer frees bytes (wakes a paused reader).
-    drained: Notify,
-}
-
-impl Queue {
-    /// Give back `n` bytes, unless the whole queue was given back already.
-    fn release(&self, n: usize, total: &AtomicUsize) {
-        if self
-            .bytes
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| q.checked_sub(n))
-            .is_ok()
-        {
-            total.fetch_sub(n, Ordering::AcqRel);
-        }
-        self.drained.notify_one();
-    }
-
-    /// Give back everything still counted (once; later releases find 0).
-    fn release_all(&self, total: &AtomicUsize) {
-        let left = self.bytes.swap(0, Ordering::AcqRel);
-        total.fetch_sub(left, Ordering::AcqRel);
-        self.drained.notify_one();
-    }
-}
-
 /// One live connection, as the driver holds it.
 struct Conn {
     id: ConnId,
@@ -118,6 +98,8 @@ struct Conn {
     read_closed: bool,
     /// Requests read from it that the application has not answered yet.
     pending: usize,
+    /// A whole PDU has arrived on it.
+    spoke: bool,
 }
 
 /// Where a PDU for an address goes.
@@ -141,6 +123,7 @@ pub(crate) enum Refused {
 /// Every TCP connection of a driver, their queues and routes.
 pub(crate) struct Connections {
     limits: TcpLimits,
+    budget: MemoryBudget,
     opts: ParseOptions,
     conns: HashMap<SocketAddr, Conn>,
     next_id: ConnId,
@@ -158,9 +141,10 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
-    pub(crate) fn new(limits: TcpLimits, opts: ParseOptions) -> Self {
+    pub(crate) fn new(limits: TcpLimits, opts: ParseOptions, budget: MemoryBudget) -> Self {
         Connections {
             limits,
+            budget,
             opts,
             conns: HashMap::new(),
             next_id: 0,
@@ -176,19 +160,41 @@ impl Connections {
         }
     }
 
-    /// Whether a connection accepted from `from` may be kept.
+    /// Whether a connection accepted from `from` may be kept. With the
+    /// table full, the oldest accepted connection that has not sent a whole
+    /// PDU yet (a slowloris, most likely) makes room for it.
     pub(crate) fn admit(&mut self, from: SocketAddr) -> Result<(), Refused> {
         let l = &self.limits;
-        let refused = if self.accepted_now >= l.max_connections {
-            self.stats.refused_total += 1;
-            Refused::Total
-        } else if self.per_ip.get(&from.ip()).copied().unwrap_or(0) >= l.max_connections_per_ip {
+        if self.per_ip.get(&from.ip()).copied().unwrap_or(0) >= l.max_connections_per_ip {
             self.stats.refused_per_ip += 1;
-            Refused::PerIp
-        } else {
-            return Ok(());
-        };
-        Err(refused)
+            return Err(Refused::PerIp);
+        }
+        if self.accepted_now >= l.max_connections {
+            let oldest_silent = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.accepted && !c.spoke)
+                .min_by_key(|(_, c)| c.id)
+                .map(|(a, _)| *a);
+            match oldest_silent {
+                Some(victim) => {
+                    self.stats.evicted_silent += 1;
+                    self.close(&victim);
+                }
+                None => {
+                    self.stats.refused_total += 1;
+                    return Err(Refused::Total);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A whole PDU arrived from `addr` (it is no longer silent).
+    pub(crate) fn spoke(&mut self, addr: &SocketAddr) {
+        if let Some(c) = self.conns.get_mut(addr) {
+            c.spoke = true;
+        }
     }
 
     /// Connections refused so far (to rate-limit the warning).
@@ -216,18 +222,21 @@ impl Connections {
         let (read, write) = stream.into_split();
         let id = self.next_id;
         self.next_id += 1;
-        let queue = Arc::new(Queue::default());
+        let queue = Arc::new(Queue::new(self.budget.clone(), from.ip()));
         let (tx, rx) = mpsc::unbounded_channel();
         let span = tracing::info_span!("tcp", %from, id);
         let reader = tokio::spawn(tracing::Instrument::instrument(
             read_loop(
-                id,
-                from,
+                Reader {
+                    id,
+                    from,
+                    opts: self.opts,
+                    limits: self.limits,
+                    queue: queue.clone(),
+                    buffer: self.budget.charge_from(BufferKind::TcpRead, from.ip()),
+                    events: events.clone(),
+                },
                 read,
-                self.opts,
-                self.limits,
-                queue.clone(),
-                events.clone(),
             ),
             span.clone(),
         ));
@@ -263,6 +272,7 @@ impl Connections {
                 accepted,
                 read_closed: false,
                 pending: 0,
+                spoke: false,
             },
         );
         self.writers.insert(id, writer);
@@ -304,6 +314,22 @@ impl Connections {
             return Route::Dropped;
         }
         let c = &self.conns[&dest];
+        if !self
+            .budget
+            .try_charge_from(BufferKind::TcpWrite, dest.ip(), cost)
+        {
+            // The memory budget (or this address's share of it) is spent:
+            // a connection that is not draining its queue goes; otherwise
+            // only this PDU is dropped, left to retransmission.
+            self.stats.budget_refusals += 1;
+            if c.queue.bytes.load(Ordering::Acquire) > 0 {
+                tracing::debug!(peer = %dest, "memory budget full; closing a connection with a queue");
+                self.close(&dest);
+            } else {
+                self.stats.dropped_pdus += 1;
+            }
+            return Route::Dropped;
+        }
         let now_queued = c.queue.bytes.fetch_add(cost, Ordering::AcqRel) + cost;
         let total = self.total.fetch_add(cost, Ordering::AcqRel) + cost;
         if c.tx.send(payload).is_err() {
@@ -409,6 +435,7 @@ impl Connections {
         match why {
             Ended::HeaderTimeout => self.stats.header_timeouts += 1,
             Ended::IdleTimeout => self.stats.idle_timeouts += 1,
+            Ended::Budget => self.stats.budget_refusals += 1,
             Ended::Error(_) | Ended::Malformed(_) => {}
         }
         self.close(addr);
@@ -474,118 +501,4 @@ impl Connections {
             aborts.iter().for_each(|a| a.abort());
         }
     }
-}
-
-/// Read PDUs from one connection until it ends, a head is too slow, or it
-/// idles; pause while its write queue is over half full.
-async fn read_loop(
-    id: ConnId,
-    from: SocketAddr,
-    mut read: OwnedReadHalf,
-    opts: ParseOptions,
-    limits: TcpLimits,
-    queue: Arc<Queue>,
-    events: mpsc::Sender<ConnMsg>,
-) {
-    let mut codec = StreamCodec::new(opts);
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut idle_at = Instant::now() + limits.idle_timeout;
-    let mut head_since: Option<Instant> = None;
-    let pause_at = limits.max_write_queue / 2;
-    let ended = loop {
-        if queue.bytes.load(Ordering::Acquire) > pause_at {
-            // Back-pressure: read nothing until the peer reads its answers.
-            tokio::select! {
-                _ = queue.drained.notified() => continue,
-                _ = sleep_until(idle_at) => break Ended::IdleTimeout,
-            }
-        }
-        if buf.is_empty() || codec.in_body() {
-            head_since = None;
-        } else if head_since.is_none() {
-            head_since = Some(Instant::now());
-        }
-        let (deadline, why) = match head_since.map(|t| t + limits.header_timeout) {
-            Some(h) if h < idle_at => (h, Ended::HeaderTimeout),
-            _ => (idle_at, Ended::IdleTimeout),
-        };
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(4096);
-        }
-        let n = tokio::select! {
-            r = read.read_buf(&mut buf) => r,
-            _ = sleep_until(deadline) => break why,
-        };
-        let eof = match n {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) => break Ended::Error(e.to_string()),
-        };
-        loop {
-            let next = if eof {
-                codec.decode_eof(&mut buf)
-            } else {
-                codec.decode(&mut buf)
-            };
-            match next {
-                Ok(Some(pdu)) => {
-                    idle_at = Instant::now() + limits.idle_timeout;
-                    head_since = None;
-                    if events.send(ConnMsg::Pdu(from, pdu)).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let why = match e {
-                        CodecError::Parse { error, .. } => Ended::Malformed(error),
-                        other => Ended::Error(other.to_string()),
-                    };
-                    let _ = events.send(ConnMsg::Closed(id, from, why)).await;
-                    return;
-                }
-            }
-        }
-        if eof {
-            // A half-close: the driver finishes the connection once its
-            // answers are written; this bounds how long that may take.
-            if events.send(ConnMsg::HalfClosed(id, from)).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(limits.idle_timeout).await;
-            break Ended::IdleTimeout;
-        }
-    };
-    let _ = events.send(ConnMsg::Closed(id, from, ended)).await;
-}
-
-/// What a writer task needs besides its socket and queue.
-struct Writer {
-    id: ConnId,
-    to: SocketAddr,
-    queue: Arc<Queue>,
-    total: Arc<AtomicUsize>,
-    idle: Duration,
-    events: mpsc::Sender<ConnMsg>,
-}
-
-/// Write queued PDUs whole, each within the idle timeout; when the queue's
-/// sender is dropped, write the rest and shut the write side down.
-async fn write_loop(w: Writer, mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>) {
-    let ended = loop {
-        let Some(b) = rx.recv().await else {
-            let _ = timeout(w.idle, write.shutdown()).await;
-            return;
-        };
-        let r = timeout(w.idle, write.write_all(&b)).await;
-        w.queue.release(b.len() + QUEUE_ENTRY_OVERHEAD, &w.total);
-        match r {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => break Ended::Error(e.to_string()),
-            Err(_) => break Ended::IdleTimeout,
-        }
-    };
-    rx.close();
-    w.queue.release_all(&w.total);
-    let _ = w.events.send(ConnMsg::Closed(w.id, w.to, ended)).await;
 }

@@ -123,6 +123,7 @@ fn apply_config(sc: &mut Scenario, kv: &str) -> Result<String, String> {
         "nack_interval" => c.nack_interval = parse_duration(v)?,
         "min_nack_interval" => c.min_nack_interval = parse_duration(v)?,
         "max_nack_rounds" => c.max_nack_rounds = parse_num(k, v)?,
+        "paths.gap_budget" => c.paths.gap_budget = Some(parse_duration(v)?),
         "retransmit_holdoff" => c.retransmit_holdoff = parse_duration(v)?,
         "session_idle_timeout" => c.session_idle_timeout = parse_duration(v)?,
         "require_from_to" => c.require_from_to = parse_num(k, v)?,
@@ -141,6 +142,12 @@ fn apply_config(sc: &mut Scenario, kv: &str) -> Result<String, String> {
         "limits.max_nack_ranges" => l.max_nack_ranges = parse_num(k, v)?,
         "limits.max_seq_ahead" => l.max_seq_ahead = parse_num(k, v)?,
         "limits.max_seen_ranges" => l.max_seen_ranges = parse_num(k, v)?,
+        "shares.max_half_open" => c.shares.max_half_open = parse_num(k, v)?,
+        "shares.half_open_timeout" => c.shares.half_open_timeout = parse_duration(v)?,
+        "shares.reply_cache_per_source" => c.shares.reply_cache_per_source = parse_num(k, v)?,
+        "shares.sessions_per_source" => c.shares.sessions_per_source = parse_num(k, v)?,
+        "shares.reassemblies_per_source" => c.shares.reassemblies_per_source = parse_num(k, v)?,
+        "shares.memory_budget" => c.shares.memory_budget = parse_num(k, v)?,
         _ => return Err(format!("unknown key `{k}`")),
     }
     Ok(k.to_owned())

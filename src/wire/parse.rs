@@ -7,11 +7,11 @@
 //! no longer than the line limit, so no input makes the parser scan or hold
 //! more than the limits allow.
 //!
-//! Two paths implement the same rules. The fast path ([`start_line_fast`],
-//! [`headers_fast`]) reads each line once with hand-written loops and
+//! Two paths implement the same rules. The fast path (`start_line_fast`,
+//! `headers_fast`) reads each line once with hand-written loops and
 //! vouches only for the common shape; any line it is not sure about goes
-//! through the reference path ([`next_line`] and the nom rules of
-//! [`grammar`]), which decides it and gives the exact error. The tests at
+//! through the reference path (`next_line` and the nom rules of
+//! `grammar`), which decides it and gives the exact error. The tests at
 //! the end compare the two on generated and mutated PDUs.
 
 use super::error::{ErrorKind, ParseError};

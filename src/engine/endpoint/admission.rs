@@ -18,6 +18,13 @@
 //! are the first to go when a new `REG` needs room: a flood of `REG`s never
 //! acknowledged (from forged addresses, say) churns only itself.
 //!
+//! **Decision: traffic without proof.** Some peers acknowledge with a bare
+//! `ACK` and never echo the `Session-ID` (SPEC §10). A half-open session
+//! that receives further in-session PDUs from its address is *active*: it
+//! stays half-open (first to go under pressure) but the timeout no longer
+//! ends it — the idle timeout does. A forged source cannot be told from
+//! such a peer, so activity earns no protection from eviction.
+//!
 //! [`SharesConfig::max_half_open`]: crate::engine::SharesConfig::max_half_open
 //! [`SharesConfig::half_open_timeout`]: crate::engine::SharesConfig::half_open_timeout
 
@@ -41,6 +48,8 @@ pub(super) struct SessionShares {
     /// Half-open sessions, oldest first (ids since confirmed are skipped).
     order: VecDeque<u64>,
     half_open_sources: SourceCounts,
+    /// Half-open sessions that received in-session PDUs without proof.
+    active: std::collections::HashSet<u64>,
 }
 
 impl Endpoint {
@@ -228,15 +237,9 @@ impl Endpoint {
         true
     }
 
-    /// End half-open session `sid` and forget its `REG`'s transaction (a
-    /// retransmitted `REG` opens a new session).
+    /// End half-open session `sid` (its `REG`'s transaction goes with it:
+    /// see [`Endpoint::session_released`]).
     fn drop_unconfirmed(&mut self, sid: u64) {
-        if let Some(id) = self.session_shares.opening.remove(&sid) {
-            if let Some(t) = self.in_txs.remove(&id) {
-                self.in_by_key.remove(&t.key);
-            }
-            self.replies.remove(id);
-        }
         self.drop_session(sid, CloseReason::NeverConfirmed);
     }
 
@@ -267,6 +270,7 @@ impl Endpoint {
     pub(super) fn session_confirmed(&mut self, sid: u64) {
         let sh = &mut self.session_shares;
         sh.opening.remove(&sid);
+        sh.active.remove(&sid);
         if let Some((_, ip)) = sh.half_open.remove(&sid) {
             sh.half_open_sources.remove(ip);
             debug!(session = sid, "session confirmed");
@@ -278,8 +282,17 @@ impl Endpoint {
         }
     }
 
-    /// Session `sid` is gone: its shares are freed.
+    /// Session `sid` is gone: its shares are freed. Still half-open, its
+    /// `REG`'s transaction is forgotten too (the client never showed it
+    /// received the answer; a retransmitted `REG` opens a new session
+    /// rather than being told of one that no longer exists).
     pub(super) fn session_released(&mut self, sid: u64) {
+        if let Some(id) = self.session_shares.opening.remove(&sid) {
+            if let Some(t) = self.in_txs.remove(&id) {
+                self.in_by_key.remove(&t.key);
+            }
+            self.replies.remove(id);
+        }
         self.session_confirmed(sid);
         let sh = &mut self.session_shares;
         if let Some(ip) = sh.source_of.remove(&sid) {
@@ -290,9 +303,21 @@ impl Endpoint {
     /// Keep the half-open deadline of `sid` armed (a session timer that ran
     /// for another reason re-armed only the idle timeout).
     pub(super) fn rearm_half_open(&mut self, sid: u64) {
+        if self.session_shares.active.contains(&sid) {
+            return;
+        }
         if let Some((at, _)) = self.session_shares.half_open.get(&sid) {
             let due = *at + self.cfg.shares.half_open_timeout;
             self.wake_session(sid, due);
+        }
+    }
+
+    /// Half-open session `sid` got an in-session PDU from its address that
+    /// proves nothing: its half-open timeout no longer applies.
+    pub(super) fn session_active(&mut self, sid: u64) {
+        let sh = &mut self.session_shares;
+        if sh.half_open.contains_key(&sid) {
+            sh.active.insert(sid);
         }
     }
 
@@ -304,7 +329,8 @@ impl Endpoint {
             .session_shares
             .half_open
             .get(&sid)
-            .is_some_and(|(at, _)| *at + timeout <= now);
+            .is_some_and(|(at, _)| *at + timeout <= now)
+            && !self.session_shares.active.contains(&sid);
         if due {
             debug!(session = sid, "half-open session timed out");
             self.drop_unconfirmed(sid);

@@ -7,8 +7,8 @@
 //! arrival like the control part of a sequenced PDU — within SPEC §9: it
 //! must come from the session's path and prove itself by the session's
 //! `Session-ID`, or for a session without an id by echoing one of our ids
-//! (the `TX-ID` or `Message-ID` of a request we sent in the session);
-//! otherwise it changes nothing (logged at debug level).
+//! (`paths::nack_proven`, the same test as for any NACK); otherwise it
+//! changes nothing (counted as an unproven NACK, logged at debug level).
 
 use super::*;
 
@@ -17,36 +17,18 @@ impl Endpoint {
     /// or its source): resend what its `Need-Seq` names, if it proves
     /// itself.
     pub(super) fn seqless_nack(&mut self, now: Instant, sid: u64, from: SocketAddr, pdu: &Pdu) {
-        let Ok(Some(need)) = pdu.need_seq() else {
+        if !matches!(pdu.need_seq(), Ok(Some(_))) {
             return;
-        };
-        if !self.seqless_nack_proven(sid, from, pdu) {
+        }
+        // SPEC §9's proof (`paths::nack_proven`): on the session's path,
+        // and carrying its `Session-ID` or (without one) echoing our id.
+        if !self.nack_proven(sid, from, pdu) {
             debug!(session = sid, %from, "Seq-less NACK without proof: no resend");
             return;
         }
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.last_activity = now;
         }
-        self.retransmit_needed(now, sid, from, &need);
-    }
-
-    /// SPEC §9's proof for a NACK: on the session's path, and carrying the
-    /// session's `Session-ID` or (without one) echoing one of our ids.
-    fn seqless_nack_proven(&self, sid: u64, from: SocketAddr, pdu: &Pdu) -> bool {
-        let Some(s) = self.sessions.get(&sid) else {
-            return false;
-        };
-        if s.peer != from && !s.channels.contains(&from) {
-            return false;
-        }
-        if let Some(mine) = &s.session_id {
-            return pdu.session_id().ok().flatten() == Some(mine.as_str());
-        }
-        let tx = pdu.tx_id().ok().flatten();
-        let ack_mid = pdu.ack_message_id().ok().flatten();
-        self.out_txs.values().any(|t| {
-            t.session == Some(sid)
-                && (tx == Some(t.tx_id.as_str()) || ack_mid == Some(t.message_id.as_str()))
-        })
+        self.retransmit_needed(now, sid, from, pdu);
     }
 }

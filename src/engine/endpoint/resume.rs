@@ -18,7 +18,12 @@ const H_SESSION_STATUS: HeaderName = HeaderName::from_static(names::SESSION_STAT
 const UNKNOWN_STATUS: u16 = 404;
 const UNKNOWN_TEXT: &str = "Unknown Session";
 
-/// Failed resume attempts of one IP address in the current window.
+/// Whose failed attempts are counted: an IP address (`false`), or the /24
+/// or /64 prefix (`true`) that guesses spread over many addresses share
+/// (SPEC §9 "per /24 or /64 prefix for guessing").
+pub(super) type FailureKey = (IpAddr, bool);
+
+/// Failed resume attempts of one IP address (or prefix) in the current window.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Failures {
     count: u32,
@@ -64,7 +69,7 @@ impl Endpoint {
         }
         let _ = b.set_value(&H_REQ_MODE, Bytes::from_static(s.mode.as_str().as_bytes()));
         let dest = s.peer;
-        self.start_handshake(now, dest, sid, b, OutKind::Resume)
+        self.initiated(|e| e.start_handshake(now, dest, sid, b, OutKind::Resume))
     }
 
     /// The one-time token a second channel presents to join `session`.
@@ -187,10 +192,26 @@ impl Endpoint {
         }
     }
 
-    /// Count a failed attempt; true when this address is over its budget.
+    /// Count a failed attempt against the address and its prefix; true
+    /// when either is over its budget (`resume_failures_per_window`, and
+    /// [`SharesConfig::resume_failures_per_prefix`](crate::engine::SharesConfig::resume_failures_per_prefix)).
     fn resume_blocked(&mut self, ip: IpAddr, now: Instant, fail: bool) -> bool {
+        let per_ip = self.cfg.resume_failures_per_window;
+        let per_prefix = self.cfg.shares.resume_failures_per_prefix;
+        let host = self.resume_blocked_key((ip, false), per_ip, now, fail);
+        let prefix = (crate::engine::shares::prefix_of(ip), true);
+        let net = self.resume_blocked_key(prefix, per_prefix, now, fail);
+        host || net
+    }
+
+    fn resume_blocked_key(
+        &mut self,
+        ip: FailureKey,
+        budget: u32,
+        now: Instant,
+        fail: bool,
+    ) -> bool {
         let window = self.cfg.resume_failure_window;
-        let budget = self.cfg.resume_failures_per_window;
         let max = self.cfg.limits.max_resume_failure_peers.max(1);
         let entry = self.resume_failures.get(&ip).copied();
         let mut f = match entry {

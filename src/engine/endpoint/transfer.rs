@@ -12,8 +12,14 @@
 //! [`OutKind::Segment`] with its own Message-ID, Seq and retransmission
 //! timer, found by the `Ack-Message-ID` of its ACK (every ACK carrying the
 //! parent's TX-ID is routed here). A segment that exhausts its attempts
-//! fails the parent (`RequestTimedOut`); a final reply, early or not, ends
-//! the parent and stops the segments still in flight.
+//! fails the parent (`RequestTimedOut`). A refusal (4xx/5xx), early or
+//! not, ends the parent and stops the segments still in flight. A 2xx/3xx
+//! reply that comes before every segment is acknowledged is not the answer
+//! to the whole payload (SPEC §10: the reference implementation answers
+//! each segment): when its `Ack-Message-ID` names a segment in flight it
+//! stands in for that segment's ACK (SPEC §4), and it is held; the reply
+//! held when the last segment is acknowledged is the final reply. A peer
+//! that never answers the rest fails the request on the segments' timers.
 //!
 //! **Incoming segment.** Acknowledged and recorded like any request, under
 //! the key (TX-ID, segment index) so segments are not duplicates of each
@@ -95,6 +101,9 @@ struct OutTransfer {
     /// `Payload-Hash-*` headers, computed once, sent on segment 1.
     payload_hashes: Vec<(HeaderName, Bytes)>,
     rtt: Rtt,
+    /// The latest 2xx/3xx reply that came before every segment was
+    /// acknowledged, with its source and session (see the module docs).
+    held: Option<(Pdu, SocketAddr, Option<u64>)>,
 }
 
 /// When a segment in flight was last sent, and what was acknowledged since.
@@ -175,6 +184,12 @@ impl Endpoint {
         } else {
             self.transfers.stream_peers.remove(&peer);
         }
+    }
+
+    /// Is `peer` reached over a stream transport? (Its connection's
+    /// handshake proved the address: SPEC §9's budget does not apply.)
+    pub(super) fn is_stream_peer(&self, peer: SocketAddr) -> bool {
+        self.transfers.stream_peers.contains(&peer)
     }
 
     /// Bytes held in partial payloads (bounded by
@@ -380,6 +395,7 @@ impl Endpoint {
                 last_send: HashMap::new(),
                 payload_hashes,
                 rtt: Rtt::default(),
+                held: None,
             },
         );
         self.release_segments(now, id);
@@ -442,6 +458,7 @@ impl Endpoint {
                     acked: false,
                     deadline: None,
                     sent_at: now,
+                    initiated: self.paths.initiating,
                 },
             );
             self.transfers.seg_parent.insert(sid, parent);
@@ -470,17 +487,53 @@ impl Endpoint {
         let Some(parent) = self.find_out(pdu) else {
             return false;
         };
-        let Some(t) = self.transfers.out.get(&parent) else {
+        if !self.transfers.out.contains_key(&parent) {
             return false;
-        };
-        let seg = pdu
-            .ack_message_id()
-            .ok()
-            .flatten()
-            .and_then(|m| t.in_flight.get(m).copied());
+        }
+        self.ack_named_segment(now, parent, pdu);
+        true
+    }
+
+    /// Acknowledge the segment of `parent` in flight that `pdu`'s
+    /// `Ack-Message-ID` names, if any (an ACK, or a reply standing in for
+    /// one, SPEC §4).
+    fn ack_named_segment(&mut self, now: Instant, parent: u64, pdu: &Pdu) {
+        let seg = self.transfers.out.get(&parent).and_then(|t| {
+            let m = pdu.ack_message_id().ok().flatten()?;
+            t.in_flight.get(m).copied()
+        });
         if let Some(seg) = seg {
             self.out_acked(now, seg);
         }
+    }
+
+    /// A reply for request `parent` while it is a segmented request with
+    /// segments unacknowledged (see the module docs): acknowledge the
+    /// segment it names, and hold it unless that was the last. True when
+    /// the reply was taken here (held, or delivered through the last ACK).
+    pub(super) fn segment_reply(
+        &mut self,
+        now: Instant,
+        parent: u64,
+        from: SocketAddr,
+        session: Option<u64>,
+        pdu: &Pdu,
+    ) -> bool {
+        let status = pdu.status().unwrap_or(0);
+        let Some(t) = self.transfers.out.get_mut(&parent) else {
+            return false;
+        };
+        if !(200..400).contains(&status) {
+            return false; // a refusal answers the whole payload
+        }
+        debug!(
+            request = parent,
+            status, "reply before every segment is acknowledged: held"
+        );
+        t.held = Some((pdu.clone(), from, session));
+        // SPEC §4: the reply stands in for the ACK of the segment it names;
+        // when that was the last, `segment_acked` delivers the held reply.
+        self.ack_named_segment(now, parent, pdu);
         true
     }
 
@@ -524,9 +577,13 @@ impl Endpoint {
         };
         if t.acked >= t.count {
             // Every segment is held by the peer: free the payload and wait
-            // for the reply like any acknowledged request.
-            self.transfers.out.remove(&parent);
+            // for the reply like any acknowledged request; a reply that
+            // came early is that reply now.
+            let held = self.transfers.out.remove(&parent).and_then(|t| t.held);
             self.out_acked(now, parent);
+            if let Some((pdu, from, session)) = held {
+                self.incoming_reply(now, from, session, pdu);
+            }
         } else {
             self.release_segments(now, parent);
         }
