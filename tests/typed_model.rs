@@ -207,7 +207,8 @@ fn need_seq_around_the_inline_ranges() {
 //
 // Header lookup by name against a model (ASCII case-insensitive filter in
 // wire order), on the shapes that choose between the lookup's paths: up to
-// and past the eight headers whose name lengths are indexed, names of the
+// and past the eight headers of one index word, past the 32 of the whole
+// index (then lookups walk): 0 to 39 headers, names of the
 // same length as the wanted one, names whose length wraps around the
 // index's byte (256 + 3 bytes looks like `Seq`'s 3; 256 looks like an empty
 // slot), the wanted name once, repeated, or absent.
@@ -234,7 +235,7 @@ fn names() -> Vec<String> {
 
 fn headers() -> impl Strategy<Value = Vec<(String, String)>> {
     let all = names();
-    prop::collection::vec((prop::sample::select(all), 0u64..50), 0..20).prop_map(|hs| {
+    prop::collection::vec((prop::sample::select(all), 0u64..50), 0..40).prop_map(|hs| {
         hs.into_iter()
             .map(|(name, n)| {
                 // Mode headers need a mode, the others a number.
@@ -262,13 +263,7 @@ proptest! {
         wanted.push("Nothing-Here".into());
         wanted.push(String::new());
         for want in &wanted {
-            let model: Vec<&str> = hs
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(want))
-                .map(|(_, v)| v.as_str())
-                .collect();
-            let got: Vec<&[u8]> = parsed.headers_named(want).map(|h| h.value).collect();
-            let got: Vec<&str> = got.iter().map(|v| std::str::from_utf8(v).unwrap()).collect();
+            let (model, got) = model_and_lookup(&hs, &parsed, want);
             prop_assert_eq!(&got, &model, "headers_named({:?})", want);
             prop_assert_eq!(
                 parsed.header(want).map(|v| std::str::from_utf8(v).unwrap()),
@@ -325,6 +320,83 @@ proptest! {
             Some(list) => {
                 let got: Vec<u64> = list.ranges().flat_map(|(a, b)| a..=b).collect();
                 prop_assert_eq!(got, needed);
+            }
+        }
+    }
+}
+
+/// The values of the headers called `want` in the model `hs` and as
+/// `headers_named` finds them in `parsed`.
+fn model_and_lookup<'a>(
+    hs: &'a [(String, String)],
+    parsed: &'a acorn::wire::PduRef<'_>,
+    want: &'a str,
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    let model = hs
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(want))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let got = parsed
+        .headers_named(want)
+        .map(|h| std::str::from_utf8(h.value).unwrap())
+        .collect();
+    (model, got)
+}
+
+/// At every header count from 0 to past the index's 32 headers, and with
+/// the wanted header at every position (or absent, or twice), among
+/// fillers of the same length, of other cases and of a length that wraps
+/// to the same byte: lookups find exactly the model's headers. Exhaustive
+/// where the property test above samples.
+#[test]
+fn lookup_is_exact_at_every_count_and_position() {
+    let fillers = [
+        "Sex",
+        "X-Long",
+        "To",
+        "SEQ-",
+        &"y".repeat(256 + 3),
+        "Need-Sex",
+    ];
+    for count in 0..=36usize {
+        for at in 0..=count {
+            for twice in [false, true] {
+                let mut hs: Vec<(String, String)> = (0..count)
+                    .map(|i| (fillers[i % fillers.len()].to_owned(), i.to_string()))
+                    .collect();
+                if at < count {
+                    hs[at] = ("Seq".to_owned(), "7".to_owned());
+                    if twice {
+                        let other = (at + count / 2 + 1) % count;
+                        hs[other] = ("sEQ".to_owned(), "9".to_owned());
+                    }
+                } else if twice {
+                    continue;
+                }
+                let bytes = pdu(&hs);
+                let parsed = parse_datagram(&bytes, &ParseOptions::default()).expect("parses");
+                for want in ["Seq", "Sex", "X-Long", "Nothing", "Need-Sex"] {
+                    let (model, got) = model_and_lookup(&hs, &parsed, want);
+                    assert_eq!(
+                        got, model,
+                        "{want} among {count} headers, Seq at {at}, twice {twice}"
+                    );
+                }
+                let seqs: Vec<u64> = hs
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("Seq"))
+                    .map(|(_, v)| v.parse().unwrap())
+                    .collect();
+                match seqs.as_slice() {
+                    [] => assert_eq!(parsed.seq().expect("absent"), None),
+                    [one] => assert_eq!(parsed.seq().expect("one"), Some(*one), "{count} {at}"),
+                    _ => assert_eq!(
+                        parsed.seq().expect_err("conflicting").kind,
+                        ErrorKind::ConflictingValues(Field::Seq),
+                        "{count} {at}"
+                    ),
+                }
             }
         }
     }

@@ -18,7 +18,8 @@ use super::error::{ErrorKind, ParseError};
 use super::grammar::{self, is_ows, Fail};
 use super::limits::{Limit, ParseOptions};
 use super::pdu::{
-    index_name_len, HeaderSpan, Layout, Pdu, PduRef, PduView, Span, StartSpans, INLINE_HEADERS,
+    index_name_len, HeaderSpan, Layout, NameIndex, Pdu, PduRef, PduView, Span, StartSpans,
+    INLINE_HEADERS,
 };
 use bytes::Bytes;
 use smallvec::SmallVec;
@@ -527,6 +528,7 @@ fn parse_layout_with<const FAST: bool>(
             Span::new(head_len, buf.len())
         }
     };
+    let name_lens = NameIndex::new(name_lens, &headers);
     Ok(Layout {
         start,
         headers,

@@ -54,10 +54,74 @@ pub(crate) struct HeaderSpan {
     pub value: Span,
 }
 
-/// How many headers [`Layout::name_lens`] indexes: as many lengths as one
-/// machine word compares at once. A PDU with more headers is looked up by
-/// walking them.
+/// How many header name lengths one word of the [`NameIndex`] holds: as
+/// many as one machine word compares at once.
 pub(crate) const INDEXED_HEADERS: usize = 8;
+
+/// Words in the [`NameIndex`]: the first (the last eight headers) is built
+/// while parsing, the others, for a PDU with more than eight headers, in
+/// one pass after it. Four words index [`INDEX_BOUND`] headers, which
+/// covers a PDU that relays and extensions have added to (the default
+/// `max_headers` is 128); three more words cost 24 bytes of `Layout`.
+pub(crate) const INDEX_WORDS: usize = 4;
+
+/// The most headers the [`NameIndex`] covers; a PDU with more is looked up
+/// by walking its headers.
+pub(crate) const INDEX_BOUND: usize = INDEXED_HEADERS * INDEX_WORDS;
+
+/// The lengths (mod 256) of the header names, one byte each, eight to a
+/// word: byte `k` of word `j` holds header `count - 1 - 8 * j - k` (word 0
+/// is the last eight headers, the last header in its low byte). Every typed
+/// accessor looks a name up, and a PDU is read through several of them:
+/// comparing the wanted length with all eight bytes of a word at once
+/// ([`equal_byte_candidates`]) finds the few headers worth comparing by
+/// name, instead of visiting each header's span per lookup. Bytes for
+/// headers before the first are zero and refused by [`candidate_header`].
+/// Words rather than a byte array: byte stores read back as a word would
+/// stall the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct NameIndex {
+    words: [u64; INDEX_WORDS],
+}
+
+impl NameIndex {
+    /// The index of `headers`, given the word [`index_name_len`] built for
+    /// the last eight of them while parsing. The other words are only
+    /// filled for a PDU with more than eight headers (one branch for the
+    /// others).
+    #[inline(always)]
+    pub(crate) fn new(last: u64, headers: &[HeaderSpan]) -> Self {
+        let mut words = [0; INDEX_WORDS];
+        words[0] = last;
+        if headers.len() > INDEXED_HEADERS {
+            index_earlier(&mut words, headers);
+        }
+        NameIndex { words }
+    }
+}
+
+/// Fill the words of a [`NameIndex`] past the first, for a PDU with more
+/// than eight and at most [`INDEX_BOUND`] headers (more: left empty, and
+/// lookups walk).
+#[cold]
+#[inline(never)]
+fn index_earlier(words: &mut [u64; INDEX_WORDS], headers: &[HeaderSpan]) {
+    let n = headers.len();
+    if n > INDEX_BOUND {
+        return;
+    }
+    // Word `j` is the eight headers before word `j - 1`'s, shifted in as
+    // the parser does; the earliest word may be short (its high bytes
+    // stay zero).
+    let earlier = headers[..n - INDEXED_HEADERS].rchunks(INDEXED_HEADERS);
+    for (word, chunk) in words[1..].iter_mut().zip(earlier) {
+        *word = chunk.iter().fold(0, |w, h| {
+            let mut w = w;
+            index_name_len(&mut w, (h.name.end - h.name.start) as usize);
+            w
+        });
+    }
+}
 
 /// Note, while parsing, that the next header has a name `len` bytes long:
 /// it goes into the low byte and the earlier ones move up (the ninth header
@@ -71,13 +135,17 @@ pub(crate) fn index_name_len(lens: &mut u64, len: usize) {
     *lens = *lens << 8 | u64::from(len as u8);
 }
 
-/// The header a candidate bit of [`equal_byte_candidates`] stands for, in
-/// a PDU of at most [`INDEXED_HEADERS`] headers: byte `k` holds header
-/// `len - 1 - k`. `None` for a byte past the first header (the index
-/// wraps below zero, which `get` refuses: one check, not two).
+/// The header a candidate bit of [`equal_byte_candidates`] over word
+/// `word` of the [`NameIndex`] stands for: byte `k` holds header
+/// `len - 1 - 8 * word - k`. `None` for a byte before the first header (the
+/// index wraps below zero, which `get` refuses: one check, not two).
 #[inline(always)]
-fn candidate_header(headers: &[HeaderSpan], bit: u32) -> Option<&HeaderSpan> {
-    headers.get(headers.len().wrapping_sub(1 + (bit / 8) as usize))
+fn candidate_header(headers: &[HeaderSpan], word: usize, bit: u32) -> Option<&HeaderSpan> {
+    headers.get(
+        headers
+            .len()
+            .wrapping_sub(1 + INDEXED_HEADERS * word + (bit / 8) as usize),
+    )
 }
 
 /// Headers held inline before spilling to the heap: the common PDU has
@@ -92,15 +160,9 @@ pub struct Layout {
     pub(crate) head_len: u32,
     pub(crate) body: Span,
     pub(crate) content_length: Option<u64>,
-    /// The lengths (mod 256) of the header names, the last header's in the
-    /// low byte, the one before it in the next, for up to
-    /// [`INDEXED_HEADERS`] headers ([`index_name_len`]). Every typed
-    /// accessor looks a name up, and a PDU is read through several of them:
-    /// comparing the wanted length with all eight bytes at once finds the
-    /// few headers worth comparing by name, instead of visiting each
-    /// header's span per lookup. One word rather than an array: byte stores read back as a word
-    /// would stall the load.
-    pub(crate) name_lens: u64,
+    /// The lengths (mod 256) of the header names, for lookups by name
+    /// ([`NameIndex`]), for up to [`INDEX_BOUND`] headers.
+    pub(crate) name_lens: NameIndex,
 }
 
 impl Layout {
@@ -187,8 +249,12 @@ pub(crate) enum Sole<'a> {
 pub(crate) struct Named<'s, 'n> {
     buf: &'s [u8],
     indexed: &'s [HeaderSpan],
-    /// Indexed headers still to compare ([`equal_byte_candidates`]).
+    /// Indexed headers still to compare in word `word` of the index
+    /// ([`equal_byte_candidates`]).
     candidates: u64,
+    word: usize,
+    /// The index words after `word` (the later headers), the next one last.
+    later: &'s [u64],
     /// The headers, when there are too many to index; else empty.
     walk: std::slice::Iter<'s, HeaderSpan>,
     want: &'n [u8],
@@ -199,14 +265,22 @@ impl<'s> Iterator for Named<'s, '_> {
 
     #[inline(always)]
     fn next(&mut self) -> Option<&'s HeaderSpan> {
-        // Highest byte first: that is the earliest header.
-        while self.candidates != 0 {
-            let bit = 63 - self.candidates.leading_zeros();
-            self.candidates ^= 1 << bit;
-            match candidate_header(self.indexed, bit) {
-                Some(h) if is_named(self.buf, h, self.want) => return Some(h),
-                _ => {}
+        // Highest word and byte first: that is the earliest header.
+        loop {
+            while self.candidates != 0 {
+                let bit = 63 - self.candidates.leading_zeros();
+                self.candidates ^= 1 << bit;
+                match candidate_header(self.indexed, self.word, bit) {
+                    Some(h) if is_named(self.buf, h, self.want) => return Some(h),
+                    _ => {}
+                }
             }
+            let Some((&next, rest)) = self.later.split_last() else {
+                break;
+            };
+            self.later = rest;
+            self.word -= 1;
+            self.candidates = equal_byte_candidates(next, self.want.len() as u8);
         }
         self.walk
             .by_ref()
@@ -445,15 +519,26 @@ impl<B: AsRef<[u8]>> PduView<B> {
     #[inline(always)]
     pub(crate) fn named<'s, 'n>(&'s self, name: &'n str) -> Named<'s, 'n> {
         let headers: &[HeaderSpan] = &self.layout.headers;
-        let indexed = headers.len() <= INDEXED_HEADERS;
+        let words = &self.layout.name_lens.words;
+        let indexed = headers.len() <= INDEX_BOUND;
+        // The word holding the first header; the ones after it are read
+        // as the lookup moves on.
+        let top = headers.len().saturating_sub(1) / INDEXED_HEADERS;
+        let (word, later) = if indexed {
+            (top, &words[..top])
+        } else {
+            (0, &[][..])
+        };
         Named {
             buf: self.buf.as_ref(),
             indexed: headers,
             candidates: if indexed {
-                equal_byte_candidates(self.layout.name_lens, name.len() as u8)
+                equal_byte_candidates(words[word], name.len() as u8)
             } else {
                 0
             },
+            word,
+            later,
             walk: if indexed { &[] } else { headers }.iter(),
             want: name.as_bytes(),
         }
@@ -470,13 +555,13 @@ impl<B: AsRef<[u8]>> PduView<B> {
             return self.sole_walk(name);
         }
         let (buf, want) = (self.buf.as_ref(), name.as_bytes());
-        let candidates = equal_byte_candidates(self.layout.name_lens, want.len() as u8);
+        let candidates = equal_byte_candidates(self.layout.name_lens.words[0], want.len() as u8);
         if candidates == 0 {
             return Sole::Absent;
         }
         // The usual case: one header of that length, and it is the one.
         if candidates & (candidates - 1) == 0 {
-            return match candidate_header(headers, candidates.trailing_zeros()) {
+            return match candidate_header(headers, 0, candidates.trailing_zeros()) {
                 Some(h)
                     if is_exactly_named(buf, h.name.start as usize, want)
                         || is_named(buf, h, want) =>
@@ -500,7 +585,7 @@ impl<B: AsRef<[u8]>> PduView<B> {
         while candidates != 0 {
             let bit = candidates.trailing_zeros();
             candidates &= candidates - 1;
-            match candidate_header(headers, bit) {
+            match candidate_header(headers, 0, bit) {
                 Some(h) if is_named(buf, h, want) => {
                     if found.is_some() {
                         return Sole::Several;
@@ -516,7 +601,9 @@ impl<B: AsRef<[u8]>> PduView<B> {
         }
     }
 
-    /// [`PduView::sole`] for a PDU with more headers than the index holds.
+    /// [`PduView::sole`] for a PDU with more headers than one index word
+    /// holds: through the whole index ([`PduView::named`]), or a walk past
+    /// [`INDEX_BOUND`] headers.
     #[inline(never)]
     fn sole_walk(&self, name: &str) -> Sole<'_> {
         let mut found = self.named(name);
