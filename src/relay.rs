@@ -54,7 +54,9 @@ impl Default for Impairments {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{name} must be a probability between 0 and 1, not {value}")]
 pub struct BadRate {
+    /// Which rate (`loss`, `duplicate`, `reorder`).
     pub name: &'static str,
+    /// The value given.
     pub value: f64,
 }
 
@@ -82,8 +84,11 @@ pub enum Fate {
     /// Sent after `delay`; when duplicated, a second copy after
     /// `duplicate`.
     Forward {
+        /// How long after arrival the datagram goes out.
         delay: Duration,
+        /// When duplicated, how long after arrival the copy goes out.
         duplicate: Option<Duration>,
+        /// Whether it was held back so that later datagrams overtake it.
         reordered: bool,
     },
 }

@@ -45,26 +45,38 @@ impl Default for LinkConfig {
 /// Counts of what the network did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetStats {
+    /// Datagrams handed to the network.
     pub sent: u64,
+    /// Dropped: the link's random loss, a drop filter, or no node at the address.
     pub lost: u64,
+    /// Delivered twice by the link's random duplication.
     pub duplicated: u64,
+    /// Held back so that later datagrams overtook them.
     pub reordered: u64,
+    /// Dropped by a [`Blackout`].
     pub blacked_out: u64,
+    /// Handed to their destination engine.
     pub delivered: u64,
 }
 
 /// A one-way outage: datagrams from `from` to `to` are dropped in `[start, end)`.
 #[derive(Debug, Clone, Copy)]
 pub struct Blackout {
+    /// The sending node's index.
     pub from: usize,
+    /// The receiving node's index.
     pub to: usize,
+    /// First instant of the outage.
     pub start: Instant,
+    /// First instant after it.
     pub end: Instant,
 }
 
 /// One simulated node.
 pub struct Node {
+    /// The node's address on the simulated network.
     pub addr: SocketAddr,
+    /// Its engine, driven by the network (call its API between steps).
     pub endpoint: Endpoint,
     events: Vec<Event>,
 }

@@ -96,3 +96,31 @@ fn package_holds_the_library_docs_grammar_and_corpus_only() {
         assert!(stray.is_empty(), "{dir} is packaged: {stray:?}");
     }
 }
+
+/// A test that runs `acorn-cli` cannot build without the binary, so each
+/// must say `required-features = ["cli"]` in Cargo.toml; otherwise
+/// `cargo test --no-default-features` fails to compile instead of skipping it.
+#[test]
+fn every_test_running_the_binary_requires_the_cli_feature() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("tests")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Spelled in two halves so this file does not match itself.
+        let runs_binary = text.contains(concat!("CARGO_BIN_EXE_", "acorn"))
+            || text.contains(concat!("mod cli", "_support;"));
+        if !runs_binary {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy();
+        let entry = format!("[[test]]\nname = \"{name}\"\nrequired-features = [\"cli\"]");
+        assert!(manifest.contains(&entry), "Cargo.toml needs:\n{entry}");
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} tests run the binary?");
+}

@@ -13,7 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 /// Where to send: a UDP datagram peer or a TCP stream peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dest {
+    /// Datagrams to this address (segmented when large).
     Udp(SocketAddr),
+    /// A TCP connection to this address (dialled on first use).
     Tcp(SocketAddr),
 }
 
@@ -86,7 +88,9 @@ pub enum RuntimeError {
 /// Which way a PDU crossed the wire (for the tap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WireDirection {
+    /// Received from the peer.
     In,
+    /// Sent to the peer.
     Out,
 }
 
@@ -96,10 +100,15 @@ pub enum WireDirection {
 // Moved once through a channel; see `Event`, which carries PDUs inline too.
 #[allow(clippy::large_enum_variant)]
 pub enum PeerEvent {
+    /// An engine event no waiting call consumed (e.g. a session the peer closed).
     Engine(Event),
+    /// A PDU on the wire (only with [`PeerBuilder::tap`]).
     Wire {
+        /// Which way it went.
         direction: WireDirection,
+        /// The other end.
         peer: Dest,
+        /// The PDU's bytes exactly as sent or received.
         bytes: Bytes,
     },
 }
@@ -135,8 +144,12 @@ impl IncomingRequest {
 /// An open session, as agreed with the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenedSession {
+    /// What [`Peer::send`], [`Peer::close_session`] and
+    /// [`Peer::resume_session`] take.
     pub handle: SessionHandle,
+    /// The mode the server set (it may differ from the one requested).
     pub mode: SessionMode,
+    /// The server's Session-ID, which resumption presents.
     pub session_id: Option<String>,
     /// The one-time token a second channel presents to join the session.
     pub channel_token: Option<String>,
