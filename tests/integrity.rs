@@ -439,14 +439,19 @@ fn a_corrupted_reply_is_dropped_unacknowledged_and_never_delivered() {
         vec!["Content-Hash-SHA256".to_owned()]
     );
     // SPEC §9: the client never echoed an id of the server's (it dropped
-    // the reply), so the server's reply timer sends nothing toward it;
-    // nothing corrupted was delivered either.
+    // the reply), so the server's reply timer sends nothing toward it; the
+    // client polls (its request again) and gets the intact cached reply —
+    // once. Nothing corrupted was delivered.
     let replies: Vec<_> = w.events[0]
         .iter()
-        .filter(|e| matches!(e, Event::ReplyReceived { request, .. } if *request == id))
+        .filter_map(|e| match e {
+            Event::ReplyReceived { request, pdu } if *request == id => Some(pdu.status()),
+            _ => None,
+        })
         .collect();
-    assert!(replies.is_empty());
-    assert!(w.ends[1].stats().paths.retransmits_withheld >= 1);
+    assert_eq!(replies, vec![Some(200)]);
+    assert!(w.ends[0].stats().reply_polls >= 1);
+    assert_eq!(w.integrity_failures(0).len(), 1, "only the corrupted copy");
 }
 
 #[test]
