@@ -36,16 +36,12 @@ fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
 /// A REG then two PUTs in its session, each answered with an ACK and a
 /// 200 that echoes the body and its Content-Type. SPEC §9: a session is
 /// bound to its path, so every send goes from the same local address
-/// (`--bind`); and the hand-typed PDUs are smaller than the 3x budget
-/// needs for an ACK and a reply toward an address that has not proven
-/// itself, so `listen` runs with a factor of 10 (the 3x rule itself is
-/// tests/hostile_paths.rs).
+/// (`--bind`). The hand-typed PDUs are smaller than the 3x budget needs
+/// for an ACK and a reply toward an address that has not proven itself;
+/// `send` pads a lone UDP PDU to 1200 bytes (`--no-pad` turns it off), so
+/// `listen` runs at its default factor.
 fn session_walk(transport: &str) {
-    let l = Listener::start(&[
-        &format!("{transport}://127.0.0.1:0"),
-        "--amplification-factor",
-        "10",
-    ]);
+    let l = Listener::start(&[&format!("{transport}://127.0.0.1:0")]);
     let addr = l.addr().to_owned();
     let port = UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
@@ -104,13 +100,7 @@ fn tcp_reg_and_puts_are_acked_and_echoed() {
 
 #[test]
 fn json_output_follows_the_parse_schema() {
-    // Factor 10: see `session_walk`.
-    let l = Listener::start(&[
-        "udp://127.0.0.1:0",
-        "--json",
-        "--amplification-factor",
-        "10",
-    ]);
+    let l = Listener::start(&["udp://127.0.0.1:0", "--json"]);
     let r = send(&["--json", l.addr()], REG);
     assert_eq!(r.code, Some(0), "stderr: {}", r.stderr);
     let objects: Vec<serde_json::Value> = r
@@ -167,8 +157,8 @@ fn json_output_follows_the_parse_schema() {
 
 #[test]
 fn check_status_exits_4_when_the_listener_refuses() {
-    // Factor 10: see `session_walk` (a 30-byte request, a 120-byte 505).
-    let l = Listener::start(&["udp://127.0.0.1:0", "--amplification-factor", "10"]);
+    // A 30-byte request, a 120-byte 505: `send` pads it (see `session_walk`).
+    let l = Listener::start(&["udp://127.0.0.1:0"]);
     let v2 = "PUT /x ACORN/2.0\nTX-ID: v2\n\n";
     let r = send(&["--check-status", l.addr()], v2);
     assert_eq!(r.code, Some(4), "stdout: {} stderr: {}", r.stdout, r.stderr);
@@ -265,8 +255,7 @@ fn count_and_verbose_trace() {
 /// (a requester that lost the reply retransmits and gets it again).
 #[test]
 fn final_reply_is_acked_unless_no_ack() {
-    // Factor 10: see `session_walk`.
-    let l = Listener::start(&["udp://127.0.0.1:0", "--amplification-factor", "10"]);
+    let l = Listener::start(&["udp://127.0.0.1:0"]);
     let r = send(&[l.addr()], "GET /a ACORN/1.0\nTX-ID: acked\n\n");
     assert_eq!(r.code, Some(0));
     let r = send(
@@ -291,7 +280,9 @@ fn final_reply_is_acked_unless_no_ack() {
 /// it holds, and keeps answering requests.
 #[test]
 fn listen_survives_garbage_and_hostile_pdus() {
-    // Factor 10: see `session_walk`.
+    // Factor 10: the raw socket's hand-written PDUs are not padded as
+    // `send` pads them, and too small to earn an ACK and a `200` at 3x
+    // (the 3x rule itself is tests/hostile_paths.rs).
     let l = Listener::start(&["udp://127.0.0.1:0", "--amplification-factor", "10"]);
     let server = l.socket_addr();
     let raw = UdpSocket::bind("127.0.0.1:0").unwrap();

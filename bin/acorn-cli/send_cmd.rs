@@ -97,6 +97,12 @@ pub(crate) struct Args {
     /// Do not ACK the final reply (a peer then retransmits it).
     #[arg(long)]
     no_ack: bool,
+    /// UDP only: send the PDU as written, without padding it to 1200 bytes.
+    /// By default a single PDU shorter than that gets an `X-Padding` header
+    /// (as QUIC pads its Initial packets), so a peer keeping SPEC §9's 3x
+    /// rule can afford its ACK and reply toward our not yet proven address.
+    #[arg(long)]
+    no_pad: bool,
     /// Exit with 4 when the final reply's status is 4xx or 5xx.
     #[arg(long)]
     check_status: bool,
@@ -815,8 +821,14 @@ impl Exchange<'_> {
     /// Send PDU `i` of `out` (a segment is then awaited as pending).
     async fn send_udp(&mut self, sock: &UdpSocket, out: &[Outgoing], i: usize) -> Result<(), Fail> {
         let o = &out[i];
-        self.trace_bytes("> ", &o.bytes);
-        sock.send_to(&o.bytes, self.peer)
+        // A lone PDU is padded (SPEC §9, see `--no-pad`); segments are
+        // already near the datagram budget.
+        let padded = (out.len() == 1 && !self.args.no_pad)
+            .then(|| crate::padding::pad(bytes::Bytes::copy_from_slice(&o.bytes)))
+            .flatten();
+        let bytes: &[u8] = padded.as_deref().unwrap_or(&o.bytes);
+        self.trace_bytes("> ", bytes);
+        sock.send_to(bytes, self.peer)
             .await
             .with_context(|| format!("sending to {}", self.dest))?;
         if out.len() > 1 {
