@@ -80,6 +80,7 @@
 
 pub mod budget;
 pub mod codec;
+pub mod conformance;
 pub mod engine;
 pub mod relay;
 pub mod runtime;

@@ -13,6 +13,7 @@ mod duration;
 mod fmt_cmd;
 mod input;
 mod json;
+mod ladder_cmd;
 mod listen_cmd;
 mod load_cmd;
 mod padding;
@@ -108,6 +109,10 @@ enum Command {
     /// and grade each case: pass, non-strict, fail or unsupported.
     #[command(after_help = conformance_cmd::EXIT_HELP)]
     Conformance(conformance_cmd::Args),
+    /// Draw a `listen --json` log as ladder diagrams in a self-contained
+    /// HTML page.
+    #[command(after_help = ladder_cmd::EXIT_HELP)]
+    Ladder(ladder_cmd::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(docs_cmd::CompletionsArgs),
     /// Print the man page (roff) of acorn-cli or of one subcommand.
@@ -123,6 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Load(args) => load_cmd::run(&args),
         Command::Relay(args) => relay_cmd::run(&args),
         Command::Conformance(args) => conformance_cmd::run(&args),
+        Command::Ladder(args) => ladder_cmd::run(&args),
         Command::Completions(args) => docs_cmd::completions(&args),
         Command::Man(args) => docs_cmd::man(&args),
     }
