@@ -47,10 +47,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Status> {
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
         }
     };
-    let name = args
-        .log
-        .as_ref()
-        .map_or_else(|| "stdin".to_owned(), |p| p.display().to_string());
+    let name = match args.log.as_deref() {
+        Some(p) if p.as_os_str() != "-" => p.display().to_string(),
+        _ => "stdin".to_owned(),
+    };
     let html = render(&name, &text);
     let mut out = std::io::stdout().lock();
     out.write_all(html.as_bytes())

@@ -250,10 +250,9 @@ impl Ladder {
                 .unwrap_or_default();
             let _ = writeln!(
                 o,
-                "<pre class=\"{}\">{} {arrow} {}{note}\n{}</pre>",
+                "<pre class=\"{}\">{} {arrow}{note}\n{}</pre>",
                 a.mark.class(),
                 i + 1,
-                escape(&a.label),
                 escape(&a.detail)
             );
         }
