@@ -6,3 +6,4 @@
 //! `acorn-cli listen --json` (`acorn-cli ladder LOG`).
 
 pub mod ladder;
+pub mod robustness;
